@@ -1,0 +1,126 @@
+# librsm for Linux. `make demo` and `make test` are the two entry points
+# (README); everything else is what they are made of.
+
+PREFIX    ?= /usr/local
+VERSION   := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+CARGO     ?= cargo
+CC        ?= cc
+CXX       ?= c++
+LIBDIR    := target/release
+LIB       := $(LIBDIR)/librsm.so
+SONAME    := librsm.so.2
+BUILD     := build
+CWARN     := -std=c99 -Wall -Wextra -Werror -pedantic
+CFLAGS_T  := -std=c99 -Wall -Wextra -Werror -g -Iinclude
+SANITIZE  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LINK      := -L$(LIBDIR) -lrsm -Wl,-rpath,$(abspath $(LIBDIR))
+CTESTS    := controller handles topology segmentid
+RUST_SRC  := $(shell find src -name '*.rs') Cargo.toml build.rs
+
+.PHONY: all lib headers check-headers check-symbols layout ctests ctests-asan \
+        pkgconfig-test preload-test fmt-check clippy cargo-test test demo install clean
+
+all: lib
+
+lib: $(LIB) $(LIBDIR)/$(SONAME)
+
+$(LIB): $(RUST_SRC)
+	$(CARGO) build --release --lib
+
+# The name the loader looks for (the SONAME) next to the file cargo wrote.
+$(LIBDIR)/$(SONAME): $(LIB)
+	ln -sf librsm.so $@
+
+# Regenerates include/ from src/abi with cbindgen (tools/gen-headers).
+headers:
+	$(CARGO) run --quiet --release -p gen-headers -- . include
+
+# The committed headers must be what the Rust definitions generate.
+check-headers: headers
+	@git diff --exit-code -- include || { echo "include/ is stale: run make headers and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- include)" || { echo "untracked files in include/"; exit 1; }
+	@echo "headers: 1 passed, 0 failed"
+
+# Exactly the implemented rsm_* functions are exported (ctests/symbols.txt).
+check-symbols: lib
+	@readelf -d $(LIB) | grep -q 'SONAME.*\[$(SONAME)\]' || { echo "SONAME is not $(SONAME)"; exit 1; }
+	@nm -D --defined-only $(LIB) | awk '{print $$3}' | sort > $(BUILD).symbols
+	@sort ctests/symbols.txt | diff -u - $(BUILD).symbols || { echo "exported symbols differ from ctests/symbols.txt"; exit 1; }
+	@rm -f $(BUILD).symbols
+	@echo "symbols: $$(wc -l < ctests/symbols.txt) passed, 0 failed"
+
+# Compile-only conformance: layouts, values, prototypes, as C99 and C++.
+layout:
+	@mkdir -p $(BUILD)
+	$(CC) $(CWARN) -Iinclude -c ctests/layout.c -o $(BUILD)/layout.o
+	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -x c++ -Iinclude -c ctests/layout.c -o $(BUILD)/layout-cxx.o
+	@echo "layout: 2 passed, 0 failed"
+
+$(BUILD)/%: ctests/%.c ctests/common.h lib
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_T) $< -o $@ $(LINK)
+
+$(BUILD)/asan/%: ctests/%.c ctests/common.h lib
+	@mkdir -p $(BUILD)/asan
+	$(CC) $(CFLAGS_T) $(SANITIZE) $< -o $@ $(LINK)
+
+ctests: $(addprefix $(BUILD)/,$(CTESTS))
+	@set -e; for t in $(CTESTS); do $(BUILD)/$$t; done
+
+ctests-asan: $(addprefix $(BUILD)/asan/,$(CTESTS))
+	@set -e; for t in $(CTESTS); do \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/asan/$$t | sed 's/^/asan /'; \
+	done
+
+# Installs into a scratch prefix and builds a program with pkg-config alone.
+pkgconfig-test: lib
+	@rm -rf $(BUILD)/prefix && $(MAKE) --no-print-directory install PREFIX=$(abspath $(BUILD)/prefix) >/dev/null
+	@PKG_CONFIG_PATH=$(abspath $(BUILD)/prefix)/lib/pkgconfig sh -ec '\
+	  $(CC) -std=c99 -Wall -Werror examples/topology.c -o $(BUILD)/topology-pc $$(pkg-config --cflags --libs rsm); \
+	  LD_LIBRARY_PATH=$$(pkg-config --variable=libdir rsm) $(BUILD)/topology-pc > $(BUILD)/topology-pc.out; \
+	  readelf -d $(BUILD)/topology-pc | grep -q "NEEDED.*\[$(SONAME)\]"; \
+	  grep -q "topology: local node 0" $(BUILD)/topology-pc.out'
+	@echo "pkgconfig: 1 passed, 0 failed"
+
+# A program linked against a stub librsm.so.2 gets our answers under LD_PRELOAD.
+preload-test: lib
+	@mkdir -p $(BUILD)/stub
+	$(CC) -std=c99 -Wall -Werror -Iinclude -shared -fPIC -Wl,-soname,$(SONAME) ctests/preload/stub.c -o $(BUILD)/stub/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/stub/librsm.so
+	$(CC) $(CFLAGS_T) ctests/preload/probe.c -o $(BUILD)/probe -L$(BUILD)/stub -lrsm -Wl,-rpath,$(abspath $(BUILD)/stub)
+	$(BUILD)/probe stub
+	LD_PRELOAD=$(abspath $(LIBDIR))/$(SONAME) $(BUILD)/probe real
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --all-targets --workspace -- -D warnings
+
+cargo-test:
+	$(CARGO) test --workspace
+
+test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan pkgconfig-test preload-test
+	@echo "make test: all suites passed"
+
+# Two peers on nodes 1 and 2 hold shm0; node 0 lists what it sees.
+demo: lib
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_T) examples/topology.c -o $(BUILD)/topology $(LINK)
+	@fabric=demo-$$$$; \
+	RSM_FABRIC=$$fabric RSM_NODE_ID=1 $(BUILD)/topology hold 3 & p1=$$!; \
+	RSM_FABRIC=$$fabric RSM_NODE_ID=2 $(BUILD)/topology hold 3 & p2=$$!; \
+	sleep 0.5; RSM_FABRIC=$$fabric RSM_NODE_ID=0 $(BUILD)/topology; rc=$$?; \
+	kill $$p1 $$p2 2>/dev/null; wait; exit $$rc
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/sys/rsm
+	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/librsm.so
+	install -m 644 include/rsmapi.h $(DESTDIR)$(PREFIX)/include/rsmapi.h
+	install -m 644 include/sys/rsm/rsm_common.h include/sys/rsm/rsmapi_common.h $(DESTDIR)$(PREFIX)/include/sys/rsm/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' pkgconfig/rsm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rsm.pc
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

@@ -1,0 +1,74 @@
+/*
+ * What every C test shares: a check macro that counts, and the closing line
+ * "<test>: N passed, M failed" that `make test` reads. Tests fork real
+ * processes; a child reports through its exit status.
+ */
+#ifndef CTESTS_COMMON_H
+#define CTESTS_COMMON_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int passed, failed;
+
+/* CHECK_RC(call, expected): the call returns exactly the expected RSMERR. */
+#define CHECK_RC(call, expected)                                                          \
+    do {                                                                                  \
+        int rc_ = (call);                                                                 \
+        if (rc_ == (expected)) {                                                          \
+            passed++;                                                                     \
+        } else {                                                                          \
+            failed++;                                                                     \
+            fprintf(stderr, "%s:%d: %s returned %d, expected %s (%d)\n", __FILE__,        \
+                    __LINE__, #call, rc_, #expected, (int)(expected));                    \
+        }                                                                                 \
+    } while (0)
+
+/* CHECK(cond): any other condition. */
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        if (cond) {                                                                       \
+            passed++;                                                                     \
+        } else {                                                                          \
+            failed++;                                                                     \
+            fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #cond);            \
+        }                                                                                 \
+    } while (0)
+
+/* Waits for a child that reports its failures as its exit status. */
+static inline void check_child(pid_t pid, const char *what)
+{
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) {
+        failed++;
+        fprintf(stderr, "%s: waitpid: %s\n", what, strerror(errno));
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        passed++;
+    } else {
+        failed++;
+        fprintf(stderr, "%s: child %s %d\n", what,
+                WIFEXITED(status) ? "exited with" : "died of signal",
+                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    }
+}
+
+/* The child's end: its failure count is its exit status. */
+static inline void child_exit(void)
+{
+    fflush(stderr);
+    _exit(failed > 125 ? 125 : failed);
+}
+
+static inline int report(const char *name)
+{
+    printf("%s: %d passed, %d failed\n", name, passed, failed);
+    return failed == 0 ? 0 : 1;
+}
+
+#endif

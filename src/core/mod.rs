@@ -1,0 +1,7 @@
+//! Transport-independent RSM semantics. Nothing here makes a system call:
+//! what touches the OS is behind [`crate::transport::Transport`] or in
+//! [`crate::config`].
+
+pub mod controller;
+pub mod segmentid;
+pub mod topology;

@@ -1,0 +1,180 @@
+//! Same-host transport (DESIGN.md 5): processes on one machine, grouped by
+//! fabric name.
+//!
+//! Presence: a process that holds a controller binds an abstract Unix socket
+//! `rsm/<fabric>/present/<node>/<pid>/<label>`. The kernel removes it when
+//! the process dies, so there is no stale state to clean and no daemon; the
+//! live set is read from `/proc/net/unix`, which lists the abstract names of
+//! this network namespace (processes in other namespaces are other hosts).
+
+use crate::config::NodeId;
+use crate::error::{RsmError, RsmResult};
+use crate::transport::{ControllerAttributes, Presence, Transport};
+use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+use std::os::fd::OwnedFd;
+
+/// Direct-access and atomic sizes: x86-64 and aarch64 do single-copy atomic
+/// aligned 1/2/4/8-byte loads and stores (`RSM_DAS8|16|32|64`).
+const DAS_ALL: u32 = 1 | 2 | 4 | 8;
+
+/// The same-host interconnect on one fabric.
+#[derive(Debug, Clone)]
+pub struct ShmTransport {
+    fabric: String,
+    max_segments: u64,
+}
+
+impl ShmTransport {
+    /// A transport on `fabric` (already validated by `config`).
+    pub fn new(fabric: &str, max_segments: u64) -> Self {
+        ShmTransport {
+            fabric: fabric.to_string(),
+            max_segments,
+        }
+    }
+
+    fn presence_prefix(&self) -> String {
+        format!("rsm/{}/present/", self.fabric)
+    }
+}
+
+struct AbstractSocket {
+    _fd: OwnedFd,
+}
+impl Presence for AbstractSocket {}
+
+/// The system page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).unwrap_or(4096)
+}
+
+/// Physical memory in bytes (what memfd segments can at most hold at once).
+fn physical_memory() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    usize::try_from(pages)
+        .unwrap_or(0)
+        .saturating_mul(page_size())
+}
+
+/// The soft RLIMIT_AS, or the 47-bit user address space if unlimited.
+fn address_space_limit() -> usize {
+    const USER_SPACE: usize = 1 << 47;
+    match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_AS) {
+        Ok((soft, _)) if soft != libc::RLIM_INFINITY => usize::try_from(soft).unwrap_or(USER_SPACE),
+        _ => USER_SPACE,
+    }
+}
+
+impl Transport for ShmTransport {
+    fn attributes(&self) -> RsmResult<ControllerAttributes> {
+        let memory = physical_memory();
+        let address_space = address_space_limit();
+        Ok(ControllerAttributes {
+            direct_access_sizes: DAS_ALL,
+            atomic_sizes: DAS_ALL,
+            page_size: page_size(),
+            max_export_segment_size: memory,
+            tot_export_segment_size: memory,
+            max_export_segments: self.max_segments,
+            max_import_map_size: memory.min(address_space),
+            tot_import_map_size: address_space,
+            max_import_segments: self.max_segments,
+        })
+    }
+
+    fn hwaddr(&self, node: NodeId) -> u64 {
+        u64::from(node)
+    }
+
+    fn announce(&self, node: NodeId, label: &str) -> RsmResult<Box<dyn Presence>> {
+        let name = format!(
+            "{}{node}/{}/{label}",
+            self.presence_prefix(),
+            std::process::id()
+        );
+        let addr = UnixAddr::new_abstract(name.as_bytes()).map_err(|_| RsmError::InternalError)?;
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| RsmError::from_alloc_errno(e as i32))?;
+        match bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
+            Ok(()) => Ok(Box::new(AbstractSocket { _fd: fd })),
+            // Our pid is in the name: only a forked child that inherited our
+            // socket and announces again can collide; the inherited one
+            // already shows the node.
+            Err(nix::errno::Errno::EADDRINUSE) => Ok(Box::new(AbstractSocket { _fd: fd })),
+            Err(e) => Err(RsmError::from_alloc_errno(e as i32)),
+        }
+    }
+
+    fn nodes_present(&self) -> RsmResult<Vec<NodeId>> {
+        let table = std::fs::read_to_string("/proc/net/unix").map_err(|e| {
+            crate::why!("shm: cannot read /proc/net/unix: {e}");
+            RsmError::InternalError
+        })?;
+        Ok(parse_present_nodes(&table, &self.presence_prefix()))
+    }
+}
+
+/// Node ids announced under `prefix` in the text of `/proc/net/unix`.
+fn parse_present_nodes(table: &str, prefix: &str) -> Vec<NodeId> {
+    let mut nodes: Vec<NodeId> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(7))
+        .filter_map(|path| path.strip_prefix('@')?.strip_prefix(prefix))
+        .filter_map(|rest| rest.split('/').next()?.parse().ok())
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_net_unix() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+            0000000000000000: 00000002 00000000 00000000 0005 01 1001 @rsm/lab/present/3/77/shm0\n\
+            0000000000000000: 00000002 00000000 00000000 0005 01 1002 @rsm/lab/present/1/78/shm0\n\
+            0000000000000000: 00000002 00000000 00000000 0005 01 1003 @rsm/lab/present/3/79/loopback\n\
+            0000000000000000: 00000002 00000000 00000000 0005 01 1004 @rsm/other/present/9/80/shm0\n\
+            0000000000000000: 00000002 00000000 00000000 0005 01 1005 @rsm/lab/present/x/80/shm0\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 1006 /run/systemd/notify\n\
+            0000000000000000: 00000003 00000000 00000000 0001 03 1007\n";
+        assert_eq!(parse_present_nodes(table, "rsm/lab/present/"), vec![1, 3]);
+        assert_eq!(parse_present_nodes(table, "rsm/other/present/"), vec![9]);
+        assert!(parse_present_nodes(table, "rsm/none/present/").is_empty());
+    }
+
+    #[test]
+    fn announcing_makes_a_node_visible_until_dropped() {
+        let fabric = format!("unit-{}", std::process::id());
+        let t = ShmTransport::new(&fabric, 10);
+        assert!(t.nodes_present().unwrap().is_empty());
+        let a = t.announce(5, "shm0").unwrap();
+        let b = t.announce(9, "shm1").unwrap();
+        assert_eq!(t.nodes_present().unwrap(), vec![5, 9]);
+        drop(a);
+        assert_eq!(t.nodes_present().unwrap(), vec![9]);
+        drop(b);
+        assert!(t.nodes_present().unwrap().is_empty());
+    }
+
+    #[test]
+    fn attributes_are_real() {
+        let a = ShmTransport::new("x", 123).attributes().unwrap();
+        assert_eq!(a.page_size, page_size());
+        assert!(a.page_size >= 4096 && a.page_size.is_power_of_two());
+        assert!(a.max_export_segment_size >= 64 << 20);
+        assert_eq!((a.max_export_segments, a.max_import_segments), (123, 123));
+    }
+}
