@@ -33,7 +33,7 @@ $(LIBDIR)/$(SONAME): $(LIB)
 
 # Regenerates include/ from src/abi with cbindgen (tools/gen-headers).
 headers:
-	$(CARGO) run --quiet --release -p gen-headers -- . include
+	$(CARGO) run --quiet -p gen-headers -- . include
 
 # The committed headers must be what the Rust definitions generate.
 check-headers: headers

@@ -15,8 +15,14 @@ use std::os::fd::AsRawFd;
 /// Copies `len` bytes from `src` to `dst`, where one side is the caller's
 /// unchecked pointer and the other our own buffer. EFAULT: `RSMERR_BAD_ADDR`.
 fn checked_copy(dst: *mut u8, src: *const u8, len: usize) -> RsmResult<()> {
-    let local = libc::iovec { iov_base: dst.cast(), iov_len: len };
-    let remote = libc::iovec { iov_base: src as *mut _, iov_len: len };
+    let local = libc::iovec {
+        iov_base: dst.cast(),
+        iov_len: len,
+    };
+    let remote = libc::iovec {
+        iov_base: src as *mut _,
+        iov_len: len,
+    };
     let pid = std::process::id() as libc::pid_t;
     // SAFETY: process_vm_readv writes only inside `local` and reads only
     // inside `remote`; the kernel validates both and reports EFAULT rather
@@ -56,8 +62,14 @@ pub fn copy_out<T: Copy>(dst: *mut T, value: &T) -> RsmResult<()> {
         return Err(RsmError::BadAddr);
     }
     // The kernel writes into the caller's memory "remotely": swap roles.
-    let local = libc::iovec { iov_base: value as *const T as *mut _, iov_len: size_of::<T>() };
-    let remote = libc::iovec { iov_base: dst.cast(), iov_len: size_of::<T>() };
+    let local = libc::iovec {
+        iov_base: value as *const T as *mut _,
+        iov_len: size_of::<T>(),
+    };
+    let remote = libc::iovec {
+        iov_base: dst.cast(),
+        iov_len: size_of::<T>(),
+    };
     let pid = std::process::id() as libc::pid_t;
     // SAFETY: as in checked_copy, with the directions exchanged: the kernel
     // reads `local` (our value) and writes `remote`, checking it.
@@ -120,9 +132,16 @@ mod tests {
         assert_eq!(copy_out(&mut x, &7), Ok(()));
         assert_eq!(x, 7);
         assert_eq!(copy_in(&x as *const u64), Ok(7));
-        assert_eq!(copy_out(std::ptr::null_mut::<u64>(), &1), Err(RsmError::BadAddr));
+        assert_eq!(
+            copy_out(std::ptr::null_mut::<u64>(), &1),
+            Err(RsmError::BadAddr)
+        );
         assert_eq!(copy_out(0x10 as *mut u64, &1), Err(RsmError::BadAddr));
-        assert_eq!(copy_out(3 as *mut u64, &1), Err(RsmError::BadAddr), "misaligned");
+        assert_eq!(
+            copy_out(3 as *mut u64, &1),
+            Err(RsmError::BadAddr),
+            "misaligned"
+        );
         assert_eq!(copy_in(0x10 as *const u64), Err(RsmError::BadAddr));
         // The text of this very function is mapped read-only.
         let ro = copies_fail_cleanly_on_bad_pointers as *const () as *mut u8;
@@ -136,8 +155,14 @@ mod tests {
         let (dst, src) = (&mut x as *mut u32 as *mut u8, &v as *const u32 as *const u8);
         assert_eq!(copy_through_pipe(dst, src, 4), Ok(()));
         assert_eq!(x, 9);
-        assert_eq!(copy_through_pipe(0x10 as *mut u8, src, 4), Err(RsmError::BadAddr));
-        assert_eq!(copy_through_pipe(dst, 0x10 as *const u8, 4), Err(RsmError::BadAddr));
+        assert_eq!(
+            copy_through_pipe(0x10 as *mut u8, src, 4),
+            Err(RsmError::BadAddr)
+        );
+        assert_eq!(
+            copy_through_pipe(dst, 0x10 as *const u8, 4),
+            Err(RsmError::BadAddr)
+        );
     }
 
     #[test]
@@ -147,7 +172,10 @@ mod tests {
         assert_eq!(copy_in_cstr(s.as_ptr(), 4), Ok(Some(b"shm0".to_vec())));
         assert_eq!(copy_in_cstr(s.as_ptr(), 3), Ok(None));
         assert_eq!(copy_in_cstr(0x8 as *const _, 3), Err(RsmError::BadAddr));
-        let long = vec![b'x'; 10_000].into_iter().chain([0]).collect::<Vec<u8>>();
+        let long = vec![b'x'; 10_000]
+            .into_iter()
+            .chain([0])
+            .collect::<Vec<u8>>();
         let got = copy_in_cstr(long.as_ptr().cast(), 20_000).unwrap().unwrap();
         assert_eq!(got.len(), 10_000);
     }
