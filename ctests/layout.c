@@ -244,6 +244,25 @@ int (*p_get_interconnect_topology)(rsm_topology_t **) = rsm_get_interconnect_top
 void (*p_free_interconnect_topology)(rsm_topology_t *) = rsm_free_interconnect_topology;
 int (*p_get_segmentid_range)(const char *, rsm_memseg_id_t *, uint32_t *) =
     rsm_get_segmentid_range;
+int (*p_export_create)(rsmapi_controller_handle_t, rsm_memseg_export_handle_t *, void *, size_t,
+                       uint_t) = rsm_memseg_export_create;
+int (*p_export_destroy)(rsm_memseg_export_handle_t) = rsm_memseg_export_destroy;
+int (*p_export_rebind)(rsm_memseg_export_handle_t, void *, offset_t, size_t) =
+    rsm_memseg_export_rebind;
+int (*p_export_publish)(rsm_memseg_export_handle_t, rsm_memseg_id_t *, rsmapi_access_entry_t[],
+                        uint_t) = rsm_memseg_export_publish;
+int (*p_export_unpublish)(rsm_memseg_export_handle_t) = rsm_memseg_export_unpublish;
+int (*p_export_republish)(rsm_memseg_export_handle_t, rsmapi_access_entry_t[], uint_t) =
+    rsm_memseg_export_republish;
+int (*p_import_connect)(rsmapi_controller_handle_t, rsm_node_id_t, rsm_memseg_id_t,
+                        rsm_permission_t, rsm_memseg_import_handle_t *) =
+    rsm_memseg_import_connect;
+int (*p_import_disconnect)(rsm_memseg_import_handle_t) = rsm_memseg_import_disconnect;
+int (*p_import_map)(rsm_memseg_import_handle_t, void **, rsm_attribute_t, rsm_permission_t, off_t,
+                    size_t) = rsm_memseg_import_map;
+int (*p_import_unmap)(rsm_memseg_import_handle_t) = rsm_memseg_import_unmap;
+int (*p_get_pollfd)(void *, struct pollfd *) = rsm_memseg_get_pollfd;
+int (*p_release_pollfd)(void *) = rsm_memseg_release_pollfd;
 
 /* A translation unit must not be empty, and the pointers must be used. */
 int layout_ok(void);
@@ -251,5 +270,8 @@ int layout_ok(void)
 {
     return p_get_controller != 0 && p_get_controller_attr != 0 && p_release_controller != 0 &&
            p_get_interconnect_topology != 0 && p_free_interconnect_topology != 0 &&
-           p_get_segmentid_range != 0;
+           p_get_segmentid_range != 0 && p_export_create != 0 && p_export_destroy != 0 &&
+           p_export_rebind != 0 && p_export_publish != 0 && p_export_unpublish != 0 &&
+           p_export_republish != 0 && p_import_connect != 0 && p_import_disconnect != 0 &&
+           p_import_map != 0 && p_import_unmap != 0 && p_get_pollfd != 0 && p_release_pollfd != 0;
 }

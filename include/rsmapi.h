@@ -67,17 +67,50 @@ int rsm_get_controller_attr(rsmapi_controller_handle_t chdl, rsmapi_controller_a
 
 int rsm_release_controller(rsmapi_controller_handle_t controller);
 
-int rsm_get_controller(char *name, rsmapi_controller_handle_t *controller);
+int rsm_memseg_get_pollfd(void *memseg, struct pollfd *fd);
 
-int rsm_get_controller_attr(rsmapi_controller_handle_t chdl, rsmapi_controller_attr_t *attr);
+int rsm_memseg_release_pollfd(void *memseg);
 
-int rsm_release_controller(rsmapi_controller_handle_t controller);
+int rsm_memseg_export_create(rsmapi_controller_handle_t controller,
+                             rsm_memseg_export_handle_t *memseg,
+                             void *vaddr,
+                             size_t size,
+                             uint_t flags);
 
-int rsm_get_segmentid_range(const char *appid, rsm_memseg_id_t *baseid, uint32_t *length);
+int rsm_memseg_export_destroy(rsm_memseg_export_handle_t memseg);
 
-int rsm_get_interconnect_topology(rsm_topology_t **topology_data);
+int rsm_memseg_export_rebind(rsm_memseg_export_handle_t memseg,
+                             void *vaddr,
+                             offset_t off,
+                             size_t size);
 
-void rsm_free_interconnect_topology(rsm_topology_t *topology_data);
+int rsm_memseg_export_publish(rsm_memseg_export_handle_t memseg,
+                              rsm_memseg_id_t *segment_id,
+                              rsmapi_access_entry_t *access_list,
+                              uint_t access_list_length);
+
+int rsm_memseg_export_republish(rsm_memseg_export_handle_t memseg,
+                                rsmapi_access_entry_t *access_list,
+                                uint_t access_list_length);
+
+int rsm_memseg_export_unpublish(rsm_memseg_export_handle_t memseg);
+
+int rsm_memseg_import_connect(rsmapi_controller_handle_t controller,
+                              rsm_node_id_t node_id,
+                              rsm_memseg_id_t segment_id,
+                              rsm_permission_t perm,
+                              rsm_memseg_import_handle_t *im_memseg);
+
+int rsm_memseg_import_disconnect(rsm_memseg_import_handle_t im_memseg);
+
+int rsm_memseg_import_map(rsm_memseg_import_handle_t im_memseg,
+                          void **address,
+                          rsm_attribute_t attr,
+                          rsm_permission_t perm,
+                          off_t offset,
+                          size_t length);
+
+int rsm_memseg_import_unmap(rsm_memseg_import_handle_t im_memseg);
 
 int rsm_get_segmentid_range(const char *appid, rsm_memseg_id_t *baseid, uint32_t *length);
 

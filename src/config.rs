@@ -13,6 +13,7 @@
 //! node_id = 3            # 0..63, as Solaris cluster node ids
 //! fabric = lab           # [A-Za-z0-9._-], 1..64 characters
 //! max_segments = 262144  # per process, each of export and import
+//! connect_timeout_ms = 10000  # how long a connect waits for the exporter
 //!
 //! [controller shm1]      # another same-host controller
 //! type = shm
@@ -32,6 +33,8 @@ pub type NodeId = u32;
 pub const MAX_NODE_ID: NodeId = 63;
 /// Default for `max_segments`.
 pub const DEFAULT_MAX_SEGMENTS: u64 = 262_144;
+/// Default for `connect_timeout_ms`.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// Default config file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rsm/rsm.conf";
 /// Default segment-id reservation file (spec 4.3).
@@ -65,6 +68,8 @@ pub struct Config {
     pub fabric: String,
     /// Most segments of each direction a process may hold.
     pub max_segments: u64,
+    /// How long a connect waits for the exporter's answer.
+    pub connect_timeout_ms: u64,
     /// Controllers from the file.
     pub controllers: Vec<ControllerConfig>,
 }
@@ -75,6 +80,7 @@ impl Default for Config {
             node_id: 0,
             fabric: "default".into(),
             max_segments: DEFAULT_MAX_SEGMENTS,
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             controllers: Vec::new(),
         }
     }
@@ -229,6 +235,13 @@ fn parse_file(text: &str) -> Result<Config, String> {
                     .ok()
                     .filter(|&n| n > 0)
                     .ok_or_else(|| err("max_segments is a positive integer"))?
+            }
+            (None, "connect_timeout_ms") => {
+                config.connect_timeout_ms = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| err("connect_timeout_ms is a positive integer"))?
             }
             (Some(i), "type") => {
                 if value != "shm" {

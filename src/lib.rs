@@ -23,6 +23,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod handles;
+pub mod platform;
 pub mod trace;
 pub mod transport;
 pub mod uaccess;

@@ -10,6 +10,9 @@
 //! the implemented `rsm_*` functions.
 
 pub mod controller;
+pub mod event;
+pub mod export;
+pub mod import;
 pub mod segmentid;
 pub mod topology;
 pub mod types;

@@ -52,7 +52,8 @@ pub fn resolve(name: Option<&str>, config: &Config) -> RsmResult<(String, Arc<dy
         Some(n) => config::canonical_controller_name(n).ok_or(RsmError::CtlrNotPresent)?,
     };
     let same_host = |fabric: &str| -> Arc<dyn Transport> {
-        Arc::new(ShmTransport::new(fabric, config.max_segments))
+        let timeout = std::time::Duration::from_millis(config.connect_timeout_ms);
+        Arc::new(ShmTransport::new(fabric, config.max_segments, timeout))
     };
     if ty == "loopback" {
         return Ok(("loopback".into(), same_host(&config.fabric)));

@@ -3,5 +3,8 @@
 //! [`crate::config`].
 
 pub mod controller;
+pub mod export;
+pub mod import;
+pub mod permission;
 pub mod segmentid;
 pub mod topology;

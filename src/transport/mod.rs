@@ -6,7 +6,10 @@
 pub mod shm;
 
 use crate::config::NodeId;
+use crate::core::permission::Peer;
 use crate::error::RsmResult;
+use std::os::fd::RawFd;
+use std::sync::Arc;
 
 /// Limits and sizes of a controller, as `rsmapi_controller_attr_t` reports
 /// them: the values the transport enforces, not placeholders.
@@ -51,4 +54,74 @@ pub trait Transport: Send + Sync {
     /// Node ids of the processes visible on the fabric now (with repeats
     /// removed, in increasing order; may include the caller's own node).
     fn nodes_present(&self) -> RsmResult<Vec<NodeId>>;
+
+    /// Makes `[vaddr, vaddr + len)` of this process shareable in place: the
+    /// program keeps using its pointer, importers will see the same bytes.
+    fn bind(&self, vaddr: usize, len: usize) -> RsmResult<Box<dyn ExportPort>>;
+
+    /// Connects, as `local_node`, to segment `segid` of `node`, asking for
+    /// `perm` (`RSM_PERM_*` bits). The exporter decides (spec 5.1).
+    fn connect(
+        &self,
+        local_node: NodeId,
+        node: NodeId,
+        segid: u32,
+        perm: u32,
+    ) -> RsmResult<Box<dyn ImportPort>>;
+}
+
+/// Who may connect to a published segment: core's permission model, asked
+/// by the transport with the credentials the kernel reports for the peer.
+pub trait Admission: Send + Sync {
+    /// The rights (`RSM_PERM_*` bits) `peer` gets for `requested`, or why not.
+    fn admit(&self, peer: &Peer, requested: u32) -> RsmResult<u32>;
+}
+
+/// One importer of a published segment, for tools and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImporterInfo {
+    /// Its process id.
+    pub pid: u32,
+    /// Its effective uid.
+    pub uid: u32,
+    /// The node it connected as.
+    pub node: NodeId,
+    /// The rights it was given.
+    pub rights: u32,
+}
+
+/// The transport's side of an export segment.
+pub trait ExportPort: Send + Sync {
+    /// Publishes under `segid`, or under a free id from 0x80000000 up if
+    /// `segid` is 0; returns the id. Taken: `RSMERR_SEGID_IN_USE`.
+    fn publish(&self, node: NodeId, segid: u32, admission: Arc<dyn Admission>) -> RsmResult<u32>;
+    /// Stops accepting connects and forcibly disconnects every importer.
+    fn unpublish(&self) -> RsmResult<()>;
+    /// Moves the segment onto `[vaddr, vaddr + len)` (same length);
+    /// importers see the new memory, the old range keeps its data privately.
+    fn rebind(&self, vaddr: usize) -> RsmResult<()>;
+    /// Unpublishes if needed and gives the program its memory back as
+    /// private memory with the segment's last contents.
+    fn destroy(&self) -> RsmResult<()>;
+    /// The importers connected now.
+    fn importers(&self) -> Vec<ImporterInfo>;
+    /// The descriptor `rsm_memseg_get_pollfd` hands out.
+    fn pollfd(&self) -> RawFd;
+}
+
+/// The transport's side of an import segment.
+pub trait ImportPort: Send + Sync {
+    /// Segment length in bytes.
+    fn size(&self) -> usize;
+    /// The rights granted at connect (`RSM_PERM_*` bits).
+    fn rights(&self) -> u32;
+    /// Maps `[offset, offset + len)` with `perm`, at `fixed` if given.
+    /// After a forced disconnect: `RSMERR_CONN_ABORTED`.
+    fn map(&self, fixed: Option<usize>, offset: usize, len: usize, perm: u32) -> RsmResult<usize>;
+    /// Removes the mapping made by `map`.
+    fn unmap(&self) -> RsmResult<()>;
+    /// Whether the exporter unpublished, destroyed or died.
+    fn aborted(&self) -> bool;
+    /// The descriptor `rsm_memseg_get_pollfd` hands out.
+    fn pollfd(&self) -> RawFd;
 }

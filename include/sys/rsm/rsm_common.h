@@ -227,25 +227,25 @@ typedef struct __rsm_memseg_export_handle __rsm_memseg_export_handle;
 
 typedef struct __rsm_memseg_import_handle __rsm_memseg_import_handle;
 
+typedef struct __rsm_memseg_export_handle *rsm_memseg_export_handle_t;
+
+typedef unsigned int uint_t;
+
+typedef int64_t offset_t;
+
 typedef uint32_t rsm_memseg_id_t;
+
+typedef uint32_t rsm_node_id_t;
 
 typedef uint32_t rsm_permission_t;
 
-typedef unsigned int uint_t;
+typedef struct __rsm_memseg_import_handle *rsm_memseg_import_handle_t;
 
 typedef unsigned long ulong_t;
 
 typedef unsigned char uchar_t;
 
-typedef int64_t offset_t;
-
 typedef uint64_t rsm_addr_t;
-
-typedef uint32_t rsm_node_id_t;
-
-typedef struct __rsm_memseg_import_handle *rsm_memseg_import_handle_t;
-
-typedef struct __rsm_memseg_export_handle *rsm_memseg_export_handle_t;
 
 typedef union rsm_barrier_component_t {
     uint64_t u64;

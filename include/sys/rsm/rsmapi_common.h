@@ -27,12 +27,12 @@ typedef struct rsmapi_controller_attr_t {
     ulong_t attr_max_import_segments;
 } rsmapi_controller_attr_t;
 
-typedef struct __rsm_localmemory_handle *rsm_localmemory_handle_t;
-
 typedef struct rsmapi_access_entry_t {
     rsm_node_id_t ae_node;
     rsm_permission_t ae_permission;
 } rsmapi_access_entry_t;
+
+typedef struct __rsm_localmemory_handle *rsm_localmemory_handle_t;
 
 typedef struct rsmapi_barrier_t {
     void *seg;

@@ -7,11 +7,18 @@
 //! live set is read from `/proc/net/unix`, which lists the abstract names of
 //! this network namespace (processes in other namespaces are other hosts).
 
+mod agent;
+mod export;
+mod import;
+mod memory;
+mod wire;
+
 use crate::config::NodeId;
 use crate::error::{RsmError, RsmResult};
-use crate::transport::{ControllerAttributes, Presence, Transport};
+use crate::transport::{ControllerAttributes, ExportPort, ImportPort, Presence, Transport};
 use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 /// Direct-access and atomic sizes: x86-64 and aarch64 do single-copy atomic
 /// aligned 1/2/4/8-byte loads and stores (`RSM_DAS8|16|32|64`).
@@ -22,14 +29,16 @@ const DAS_ALL: u32 = 1 | 2 | 4 | 8;
 pub struct ShmTransport {
     fabric: String,
     max_segments: u64,
+    connect_timeout: Duration,
 }
 
 impl ShmTransport {
     /// A transport on `fabric` (already validated by `config`).
-    pub fn new(fabric: &str, max_segments: u64) -> Self {
+    pub fn new(fabric: &str, max_segments: u64, connect_timeout: Duration) -> Self {
         ShmTransport {
             fabric: fabric.to_string(),
             max_segments,
+            connect_timeout,
         }
     }
 
@@ -120,6 +129,45 @@ impl Transport for ShmTransport {
         })?;
         Ok(parse_present_nodes(&table, &self.presence_prefix()))
     }
+
+    fn bind(&self, vaddr: usize, len: usize) -> RsmResult<Box<dyn ExportPort>> {
+        Ok(Box::new(export::ShmExportPort::bind(
+            &self.fabric,
+            vaddr,
+            len,
+        )?))
+    }
+
+    fn connect(
+        &self,
+        local_node: NodeId,
+        node: NodeId,
+        segid: u32,
+        perm: u32,
+    ) -> RsmResult<Box<dyn ImportPort>> {
+        // No socket for the segment: is the node there at all?
+        let absent = || {
+            let present = node == local_node
+                || self
+                    .nodes_present()
+                    .is_ok_and(|nodes| nodes.contains(&node));
+            if present {
+                RsmError::SegNotPublished
+            } else {
+                RsmError::RemoteNodeUnreachable
+            }
+        };
+        let port = import::ShmImportPort::connect(
+            &self.fabric,
+            local_node,
+            node,
+            segid,
+            perm,
+            self.connect_timeout,
+            absent,
+        )?;
+        Ok(Box::new(port))
+    }
 }
 
 /// Node ids announced under `prefix` in the text of `/proc/net/unix`.
@@ -158,7 +206,7 @@ mod tests {
     #[test]
     fn announcing_makes_a_node_visible_until_dropped() {
         let fabric = format!("unit-{}", std::process::id());
-        let t = ShmTransport::new(&fabric, 10);
+        let t = ShmTransport::new(&fabric, 10, Duration::from_secs(1));
         assert!(t.nodes_present().unwrap().is_empty());
         let a = t.announce(5, "shm0").unwrap();
         let b = t.announce(9, "shm1").unwrap();
@@ -171,7 +219,9 @@ mod tests {
 
     #[test]
     fn attributes_are_real() {
-        let a = ShmTransport::new("x", 123).attributes().unwrap();
+        let a = ShmTransport::new("x", 123, Duration::from_secs(1))
+            .attributes()
+            .unwrap();
         assert_eq!(a.page_size, page_size());
         assert!(a.page_size >= 4096 && a.page_size.is_power_of_two());
         assert!(a.max_export_segment_size >= 64 << 20);

@@ -182,17 +182,10 @@ fn rsmerr_names(types_rs: &str) -> Vec<String> {
         .collect()
 }
 
-/// The Rust files cbindgen reads: everything in src/abi/ and nothing else,
-/// so no internal item of the crate can reach a public header.
-fn abi_sources(crate_dir: &Path) -> Vec<PathBuf> {
-    let dir = crate_dir.join("src/abi");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| die(&format!("{}: {e}", dir.display())))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
-    files.sort();
-    files
+/// What cbindgen reads: `src/abi/mod.rs` and the modules it declares, and
+/// nothing else, so no internal item of the crate can reach a public header.
+fn abi_root(crate_dir: &Path) -> PathBuf {
+    crate_dir.join("src/abi/mod.rs")
 }
 
 fn write_header(crate_dir: &Path, out_dir: &Path, base: &cbindgen::Config, h: &Header) {
@@ -222,11 +215,9 @@ fn write_header(crate_dir: &Path, out_dir: &Path, base: &cbindgen::Config, h: &H
             OpaqueItems,
         ];
     }
-    let mut builder = cbindgen::Builder::new().with_config(config);
-    for src in abi_sources(crate_dir) {
-        builder = builder.with_src(src);
-    }
-    let bindings = builder
+    let bindings = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(abi_root(crate_dir))
         .generate()
         .unwrap_or_else(|e| die(&format!("{}: {e}", h.path)));
     bindings.write_to_file(out_dir.join(h.path));

@@ -1,0 +1,199 @@
+//! The agent (DESIGN.md 5.4): one background thread per process, started on
+//! the first publish or connect, waiting on epoll. It accepts connects for
+//! published segments, answers them, watches importers (an importer that
+//! exits or is killed is dropped) and watches imports (an exporter that
+//! unpublishes, destroys, exits or is killed forcibly disconnects them).
+//!
+//! Hostile clients cannot stall it: every socket is non-blocking, a request
+//! is one fixed-size packet, a client that sends nothing is dropped after
+//! `PENDING_TIMEOUT`, and at most `MAX_PENDING` unanswered clients are kept.
+
+use super::export::ShmExport;
+use super::import::ShmImport;
+use crate::error::{RsmError, RsmResult};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// Unanswered clients kept at once; more are closed on arrival.
+pub const MAX_PENDING: usize = 64;
+/// How long a client may take to send its request.
+pub const PENDING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a registered descriptor is.
+pub enum Handler {
+    /// A published segment's listening socket.
+    Listener(Weak<ShmExport>),
+    /// An accepted client that has not sent its request yet (owns its fd).
+    Pending {
+        fd: OwnedFd,
+        export: Weak<ShmExport>,
+        deadline: Instant,
+    },
+    /// An admitted importer's connection (the export owns the fd).
+    Importer(Weak<ShmExport>),
+    /// Our own import's connection to its exporter (the import owns the fd).
+    Import(Weak<ShmImport>),
+}
+
+/// The per-process agent.
+pub struct Agent {
+    epoll: Epoll,
+    handlers: Mutex<HashMap<u64, Handler>>,
+    next_token: AtomicU64,
+}
+
+static AGENT: Mutex<Option<(u32, Arc<Agent>)>> = Mutex::new(None);
+
+/// The agent of this process, started on first use. A forked child gets
+/// its own (threads do not survive fork).
+pub fn agent() -> RsmResult<Arc<Agent>> {
+    let pid = std::process::id();
+    let mut slot = AGENT.lock();
+    if let Some((owner, agent)) = slot.as_ref() {
+        if *owner == pid {
+            return Ok(Arc::clone(agent));
+        }
+    }
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+        .map_err(|e| RsmError::from_alloc_errno(e as i32))?;
+    let agent = Arc::new(Agent {
+        epoll,
+        handlers: Mutex::new(HashMap::new()),
+        next_token: AtomicU64::new(1),
+    });
+    let runner = Arc::clone(&agent);
+    std::thread::Builder::new()
+        .name("rsm-agent".into())
+        .spawn(move || runner.run())
+        .map_err(|_| RsmError::InsufficientResources)?;
+    *slot = Some((pid, Arc::clone(&agent)));
+    Ok(agent)
+}
+
+impl Agent {
+    /// Watches `fd` for `handler`; returns the token to unregister it with.
+    pub fn register(&self, fd: BorrowedFd<'_>, handler: Handler) -> RsmResult<u64> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        self.handlers.lock().insert(token, handler);
+        let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token);
+        if let Err(e) = self.epoll.add(fd, event) {
+            self.handlers.lock().remove(&token);
+            return Err(RsmError::from_alloc_errno(e as i32));
+        }
+        Ok(token)
+    }
+
+    /// Stops watching; call before closing the descriptor.
+    pub fn unregister(&self, token: u64, fd: BorrowedFd<'_>) {
+        let _ = self.epoll.delete(fd);
+        self.handlers.lock().remove(&token);
+    }
+
+    /// Number of clients waiting to send a request.
+    fn pending(&self) -> usize {
+        self.handlers
+            .lock()
+            .values()
+            .filter(|h| matches!(h, Handler::Pending { .. }))
+            .count()
+    }
+
+    /// Takes an accepted client: drops it if too many wait already.
+    pub fn add_pending(&self, fd: OwnedFd, export: Weak<ShmExport>) {
+        if self.pending() >= MAX_PENDING {
+            crate::why!("agent: {MAX_PENDING} clients pending; dropping a new one");
+            return;
+        }
+        let deadline = Instant::now() + PENDING_TIMEOUT;
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token);
+        // Only the agent thread adds pending clients, so the entry is in the
+        // map before epoll_wait can report the descriptor.
+        if self.epoll.add(fd.as_fd(), event).is_ok() {
+            self.handlers.lock().insert(
+                token,
+                Handler::Pending {
+                    fd,
+                    export,
+                    deadline,
+                },
+            );
+        }
+    }
+
+    fn run(self: Arc<Self>) {
+        let mut events = vec![EpollEvent::empty(); 64];
+        loop {
+            let timeout = if self.pending() > 0 {
+                EpollTimeout::from(100u16)
+            } else {
+                EpollTimeout::NONE
+            };
+            let n = match self.epoll.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            for event in &events[..n] {
+                self.dispatch(event.data());
+            }
+            self.expire_pending();
+        }
+    }
+
+    fn dispatch(&self, token: u64) {
+        enum Job {
+            Accept(Arc<ShmExport>),
+            Serve(OwnedFd, Arc<ShmExport>),
+            Gone(Arc<ShmExport>),
+            Abort(Arc<ShmImport>),
+        }
+        let job = {
+            let mut handlers = self.handlers.lock();
+            match handlers.get(&token) {
+                Some(Handler::Listener(w)) => w.upgrade().map(Job::Accept),
+                Some(Handler::Importer(w)) => w.upgrade().map(Job::Gone),
+                Some(Handler::Import(w)) => w.upgrade().map(Job::Abort),
+                Some(Handler::Pending { .. }) => match handlers.remove(&token) {
+                    Some(Handler::Pending { fd, export, .. }) => {
+                        let _ = self.epoll.delete(fd.as_fd());
+                        export.upgrade().map(|e| Job::Serve(fd, e))
+                    }
+                    _ => None,
+                },
+                None => None,
+            }
+        };
+        match job {
+            Some(Job::Accept(e)) => e.accept_all(self, token),
+            Some(Job::Serve(fd, e)) => e.serve(self, fd),
+            Some(Job::Gone(e)) => e.importer_gone(self, token),
+            Some(Job::Abort(i)) => i.exporter_gone(self, token),
+            None => {}
+        }
+    }
+
+    fn expire_pending(&self) {
+        let now = Instant::now();
+        let mut handlers = self.handlers.lock();
+        let expired: Vec<u64> = handlers
+            .iter()
+            .filter(|(_, h)| matches!(h, Handler::Pending { deadline, .. } if *deadline <= now))
+            .map(|(t, _)| *t)
+            .collect();
+        for token in expired {
+            if let Some(Handler::Pending { fd, .. }) = handlers.remove(&token) {
+                let _ = self.epoll.delete(fd.as_fd());
+                crate::why!("agent: dropped a client that sent no request");
+            }
+        }
+    }
+}

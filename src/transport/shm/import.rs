@@ -1,0 +1,279 @@
+//! The importer's side of the same-host transport: connect to a segment's
+//! socket, receive its descriptor, map it; and on a forced disconnect
+//! (DESIGN.md 5.4) re-point the mapping at anonymous "trash" memory, so the
+//! program never faults, and report `RSMERR_CONN_ABORTED` from then on.
+
+use super::agent::{self, Agent, Handler};
+use super::export::{new_eventfd, segment_name};
+use super::wire::{Reply, Request};
+use crate::config::NodeId;
+use crate::core::permission::{PERM_READ, PERM_WRITE};
+use crate::error::{RsmError, RsmResult};
+use crate::transport::ImportPort;
+use nix::sys::socket::{
+    self, connect, socket, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+    UnixAddr,
+};
+use parking_lot::Mutex;
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+struct Mapping {
+    addr: usize,
+    len: usize,
+}
+
+struct State {
+    memfd: Option<OwnedFd>,
+    mapping: Option<Mapping>,
+}
+
+/// An import segment on the same-host transport.
+pub struct ShmImport {
+    sock: OwnedFd,
+    token: OnceLock<u64>,
+    size: usize,
+    rights: u32,
+    aborted: AtomicBool,
+    state: Mutex<State>,
+    events: OwnedFd,
+}
+
+/// The `ImportPort` handed to core; dropping it disconnects.
+pub struct ShmImportPort(Arc<ShmImport>);
+
+fn errno_of(e: nix::errno::Errno) -> RsmError {
+    match e {
+        nix::errno::Errno::EINTR => RsmError::Interrupted,
+        // No reply within the connect timeout: the exporter is not answering.
+        nix::errno::Errno::EAGAIN => RsmError::RemoteNodeUnreachable,
+        e => RsmError::from_alloc_errno(e as i32),
+    }
+}
+
+fn page_round(len: usize) -> usize {
+    let page = super::page_size();
+    len.div_ceil(page) * page
+}
+
+impl ShmImportPort {
+    /// Connects to segment `segid` of `node` (see `Transport::connect`).
+    /// `absent` decides the error when no such segment socket exists.
+    pub fn connect(
+        fabric: &str,
+        local_node: NodeId,
+        node: NodeId,
+        segid: u32,
+        perm: u32,
+        timeout: Duration,
+        absent: impl FnOnce() -> RsmError,
+    ) -> RsmResult<Self> {
+        let events = new_eventfd()?;
+        let sock = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| RsmError::from_alloc_errno(e as i32))?;
+        let tv =
+            nix::sys::time::TimeVal::new(timeout.as_secs() as i64, timeout.subsec_micros() as i64);
+        let _ = socket::setsockopt(&sock, socket::sockopt::ReceiveTimeout, &tv);
+        let _ = socket::setsockopt(&sock, socket::sockopt::SendTimeout, &tv);
+        let name = segment_name(fabric, node, segid);
+        let addr = UnixAddr::new_abstract(name.as_bytes()).map_err(|_| RsmError::InternalError)?;
+        match connect(sock.as_raw_fd(), &addr) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::ECONNREFUSED) | Err(nix::errno::Errno::ENOENT) => {
+                return Err(absent())
+            }
+            Err(e) => return Err(errno_of(e)),
+        }
+        let request = Request {
+            node: local_node,
+            perm,
+        }
+        .encode();
+        match socket::send(sock.as_raw_fd(), &request, MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) if n == request.len() => {}
+            Ok(_) | Err(nix::errno::Errno::EPIPE) | Err(nix::errno::Errno::ECONNRESET) => {
+                return Err(absent())
+            }
+            Err(e) => return Err(errno_of(e)),
+        }
+        let mut buf = [0u8; 64];
+        let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = socket::recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(errno_of)?;
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().into_iter().flatten() {
+            if let ControlMessageOwned::ScmRights(received) = c {
+                // SAFETY: SCM_RIGHTS installed these descriptors in this
+                // process for us alone.
+                fds.extend(
+                    received
+                        .into_iter()
+                        .map(|f| unsafe { OwnedFd::from_raw_fd(f) }),
+                );
+            }
+        }
+        let n = msg.bytes;
+        // The exporter closed without answering: it unpublished meanwhile.
+        let Some(reply) = Reply::decode(&buf[..n]) else {
+            return Err(absent());
+        };
+        if reply.status != 0 {
+            return Err(crate::error::ALL
+                .iter()
+                .copied()
+                .find(|e| e.code() == reply.status)
+                .unwrap_or(RsmError::InternalError));
+        }
+        let size = usize::try_from(reply.size).map_err(|_| RsmError::InternalError)?;
+        let memfd = fds.into_iter().next();
+        if reply.rights != 0 && memfd.is_none() {
+            return Err(RsmError::InternalError);
+        }
+        let import = Arc::new(ShmImport {
+            sock,
+            token: OnceLock::new(),
+            size,
+            rights: reply.rights,
+            aborted: AtomicBool::new(false),
+            state: Mutex::new(State {
+                memfd,
+                mapping: None,
+            }),
+            events,
+        });
+        let agent = agent::agent()?;
+        let token = agent.register(
+            import.sock.as_fd(),
+            Handler::Import(Arc::downgrade(&import)),
+        )?;
+        let _ = import.token.set(token);
+        Ok(ShmImportPort(import))
+    }
+}
+
+impl ShmImport {
+    /// The exporter sent its notice or its socket closed: forced disconnect.
+    pub fn exporter_gone(&self, agent: &Agent, token: u64) {
+        agent.unregister(token, self.sock.as_fd());
+        let mut state = self.state.lock();
+        self.aborted.store(true, Ordering::Release);
+        if let Some(m) = state.mapping.as_ref() {
+            // Atomically replace the segment pages with private zero pages
+            // of the same protection: loads and stores keep working.
+            // SAFETY: MAP_FIXED over our own mapping of the segment, which
+            // the state lock keeps from being unmapped concurrently.
+            unsafe {
+                libc::mmap(
+                    m.addr as *mut _,
+                    m.len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+        }
+        state.memfd = None; // let the exporter's memory go
+    }
+}
+
+impl ImportPort for ShmImportPort {
+    fn size(&self) -> usize {
+        self.0.size
+    }
+
+    fn rights(&self) -> u32 {
+        self.0.rights
+    }
+
+    fn map(&self, fixed: Option<usize>, offset: usize, len: usize, perm: u32) -> RsmResult<usize> {
+        let mut state = self.0.state.lock();
+        if self.0.aborted.load(Ordering::Acquire) {
+            return Err(RsmError::ConnAborted);
+        }
+        if state.mapping.is_some() {
+            return Err(RsmError::SegAlreadyMapped);
+        }
+        let Some(memfd) = state.memfd.as_ref() else {
+            return Err(RsmError::BadPerms);
+        };
+        let mut prot = 0;
+        if perm & PERM_READ != 0 {
+            prot |= libc::PROT_READ;
+        }
+        if perm & PERM_WRITE != 0 {
+            prot |= libc::PROT_WRITE;
+        }
+        let len = page_round(len);
+        let flags = libc::MAP_SHARED | if fixed.is_some() { libc::MAP_FIXED } else { 0 };
+        // SAFETY: maps our segment descriptor; with MAP_FIXED the caller
+        // asked for exactly this address (RSM_MAP_FIXED), as with mmap(2).
+        let p = unsafe {
+            libc::mmap(
+                fixed.unwrap_or(0) as *mut _,
+                len,
+                prot,
+                flags,
+                memfd.as_raw_fd(),
+                offset as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EACCES) | Some(libc::EPERM) => RsmError::BadPerms,
+                Some(libc::ENXIO) | Some(libc::EOVERFLOW) | Some(libc::ENOMEM) => {
+                    RsmError::BadLength
+                }
+                Some(libc::EAGAIN) => RsmError::InsufficientResources,
+                _ => RsmError::MapFailed,
+            });
+        }
+        state.mapping = Some(Mapping {
+            addr: p as usize,
+            len,
+        });
+        Ok(p as usize)
+    }
+
+    fn unmap(&self) -> RsmResult<()> {
+        let mut state = self.0.state.lock();
+        let m = state.mapping.take().ok_or(RsmError::SegNotMapped)?;
+        // SAFETY: our own mapping (segment or, after an abort, trash).
+        unsafe { libc::munmap(m.addr as *mut _, m.len) };
+        Ok(())
+    }
+
+    fn aborted(&self) -> bool {
+        self.0.aborted.load(Ordering::Acquire)
+    }
+
+    fn pollfd(&self) -> RawFd {
+        self.0.events.as_raw_fd()
+    }
+}
+
+impl Drop for ShmImportPort {
+    fn drop(&mut self) {
+        if let Some(&token) = self.0.token.get() {
+            if let Ok(agent) = agent::agent() {
+                agent.unregister(token, self.0.sock.as_fd());
+            }
+        }
+        let _ = self.unmap();
+        // Closing the socket (when the last Arc goes) tells the exporter.
+    }
+}

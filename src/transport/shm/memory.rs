@@ -1,0 +1,320 @@
+//! True sharing of the exporter's own pages (DESIGN.md 5.2).
+//!
+//! `export_create` hands us memory the program already has (malloc, valloc,
+//! an anonymous mmap). We copy it into a sealed memfd and map the memfd
+//! `MAP_SHARED | MAP_FIXED` over the same range, so the program's pointer
+//! keeps working and is now shared with importers. Destroy and rebind put a
+//! private anonymous copy back. A memfd has no name in /dev/shm, so a
+//! killed process leaks nothing.
+//!
+//! Ranges that are already shared (SysV shm, a `MAP_SHARED` file or another
+//! segment) are refused with `RSMERR_BAD_ADDR`: remapping them would cut the
+//! program off from their other users (docs/compatibility.md).
+
+use crate::error::{RsmError, RsmResult};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// The memfd behind a segment, and where the exporter has it mapped.
+pub struct Region {
+    memfd: OwnedFd,
+    vaddr: usize,
+    len: usize,
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Checks that `[vaddr, vaddr + len)` is mapped, private, readable and
+/// writable, from `/proc/self/maps`.
+pub fn check_private_rw(vaddr: usize, len: usize) -> RsmResult<()> {
+    let maps =
+        std::fs::read_to_string("/proc/self/maps").map_err(|_| RsmError::InsufficientResources)?;
+    check_private_rw_in(&maps, vaddr, len)
+}
+
+fn check_private_rw_in(maps: &str, vaddr: usize, len: usize) -> RsmResult<()> {
+    let end = vaddr.checked_add(len).ok_or(RsmError::BadAddr)?;
+    let mut covered = vaddr;
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        else {
+            continue;
+        };
+        if hi <= covered || lo >= end {
+            continue;
+        }
+        if lo > covered {
+            break; // a hole
+        }
+        let p = perms.as_bytes();
+        if p.len() < 4 || p[3] != b'p' {
+            crate::why!("export: {lo:#x}-{hi:#x} is a shared mapping; export private memory");
+            return Err(RsmError::BadAddr);
+        }
+        if p[0] != b'r' || p[1] != b'w' {
+            crate::why!("export: {lo:#x}-{hi:#x} is not readable and writable");
+            return Err(RsmError::PermDenied);
+        }
+        covered = hi;
+        if covered >= end {
+            return Ok(());
+        }
+    }
+    crate::why!("export: {vaddr:#x}+{len:#x} is not all mapped");
+    Err(RsmError::BadAddr)
+}
+
+/// Maps `len` bytes of `fd` (or anonymous memory if `fd` is -1) at
+/// exactly `vaddr`, replacing what was there.
+fn map_fixed(vaddr: usize, len: usize, fd: i32, shared: bool) -> RsmResult<()> {
+    let flags = libc::MAP_FIXED
+        | if shared {
+            libc::MAP_SHARED
+        } else {
+            libc::MAP_PRIVATE
+        }
+        | if fd < 0 { libc::MAP_ANONYMOUS } else { 0 };
+    // SAFETY: MAP_FIXED over a range the caller owns (checked mapped and
+    // private by check_private_rw, or our own segment mapping); the bytes
+    // it held were copied away first by every caller.
+    let p = unsafe {
+        libc::mmap(
+            vaddr as *mut _,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            fd,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(RsmError::from_alloc_errno(errno()));
+    }
+    Ok(())
+}
+
+/// Writes `[vaddr, vaddr + len)` into `fd` from offset 0.
+fn copy_into(fd: &OwnedFd, vaddr: usize, len: usize) -> RsmResult<()> {
+    let mut done = 0;
+    while done < len {
+        // SAFETY: the range is mapped and readable (checked by the caller);
+        // pwrite only reads from it.
+        let n = unsafe {
+            libc::pwrite(
+                fd.as_raw_fd(),
+                (vaddr + done) as *const _,
+                len - done,
+                done as i64,
+            )
+        };
+        if n <= 0 {
+            return Err(if n < 0 && errno() == libc::ENOSPC {
+                RsmError::InsufficientMem
+            } else {
+                RsmError::from_alloc_errno(errno())
+            });
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
+/// Replaces the shared mapping at `[vaddr, vaddr + len)` with a private
+/// anonymous copy of its current contents.
+fn privatize(vaddr: usize, len: usize) -> RsmResult<()> {
+    // SAFETY: a fresh anonymous mapping somewhere the kernel chooses.
+    let tmp = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if tmp == libc::MAP_FAILED {
+        return Err(RsmError::from_alloc_errno(errno()));
+    }
+    // SAFETY: both ranges are `len` bytes, mapped, and do not overlap.
+    unsafe { std::ptr::copy_nonoverlapping(vaddr as *const u8, tmp.cast::<u8>(), len) };
+    // SAFETY: moves our temporary mapping over the segment range atomically;
+    // the old (shared) mapping there is dropped, its data already copied.
+    let moved = unsafe {
+        libc::mremap(
+            tmp,
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            vaddr as *mut libc::c_void,
+        )
+    };
+    if moved == libc::MAP_FAILED {
+        let e = errno();
+        // SAFETY: tmp is our own mapping, still in place.
+        unsafe { libc::munmap(tmp, len) };
+        return Err(RsmError::from_alloc_errno(e));
+    }
+    Ok(())
+}
+
+impl Region {
+    /// Makes `[vaddr, vaddr + len)` shared in place.
+    pub fn create(vaddr: usize, len: usize) -> RsmResult<Region> {
+        check_private_rw(vaddr, len)?;
+        // SAFETY: the name is a C string literal.
+        let fd = unsafe {
+            libc::memfd_create(
+                c"rsm-segment".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
+        if fd < 0 {
+            return Err(RsmError::from_alloc_errno(errno()));
+        }
+        // SAFETY: memfd_create just returned this descriptor to us alone.
+        let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Only our uid (and root) may reopen it for writing through /proc,
+        // whatever descriptor an importer holds (DESIGN.md 5.3).
+        // SAFETY: plain syscalls on our own descriptor.
+        let ok =
+            unsafe { libc::fchmod(fd, 0o600) == 0 && libc::ftruncate(fd, len as libc::off_t) == 0 };
+        if !ok {
+            return Err(RsmError::from_alloc_errno(errno()));
+        }
+        copy_into(&memfd, vaddr, len)?;
+        // No importer may shrink (SIGBUS for the others) or grow it.
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: fcntl on our own descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } != 0 {
+            return Err(RsmError::InternalError);
+        }
+        map_fixed(vaddr, len, fd, true)?;
+        Ok(Region { memfd, vaddr, len })
+    }
+
+    /// The memfd, for handing to importers.
+    pub fn memfd(&self) -> &OwnedFd {
+        &self.memfd
+    }
+
+    /// Length in bytes.
+    pub fn size(&self) -> usize {
+        self.len
+    }
+
+    /// Moves the segment onto `new_vaddr`: the old range becomes a private
+    /// copy, the memfd takes the new range's bytes and is mapped there.
+    /// Importers keep the same memfd and so see the new contents.
+    pub fn rebind(&mut self, new_vaddr: usize) -> RsmResult<()> {
+        check_private_rw(new_vaddr, self.len)?;
+        privatize(self.vaddr, self.len)?;
+        copy_into(&self.memfd, new_vaddr, self.len)?;
+        map_fixed(new_vaddr, self.len, self.memfd.as_raw_fd(), true)?;
+        self.vaddr = new_vaddr;
+        Ok(())
+    }
+
+    /// Puts a fresh memfd behind the range, with the same contents, so that
+    /// descriptors handed out before (to importers now disconnected) no
+    /// longer reach this memory.
+    pub fn rotate(&mut self) -> RsmResult<()> {
+        privatize(self.vaddr, self.len)?;
+        let fresh = Region::create(self.vaddr, self.len)?;
+        *self = fresh;
+        Ok(())
+    }
+
+    /// Gives the program its memory back as private memory.
+    pub fn release(self) -> RsmResult<()> {
+        privatize(self.vaddr, self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anon(len: usize) -> usize {
+        // SAFETY: a fresh private anonymous mapping.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        p as usize
+    }
+
+    #[test]
+    fn maps_lines_are_checked() {
+        let maps =
+            "1000-3000 rw-p 0 0:0 0\n3000-4000 rw-s 0 0:0 0 /dev/zero\n5000-6000 r--p 0 0:0 0\n";
+        assert_eq!(check_private_rw_in(maps, 0x1000, 0x2000), Ok(()));
+        assert_eq!(
+            check_private_rw_in(maps, 0x2000, 0x2000),
+            Err(RsmError::BadAddr)
+        );
+        assert_eq!(
+            check_private_rw_in(maps, 0x5000, 0x1000),
+            Err(RsmError::PermDenied)
+        );
+        assert_eq!(
+            check_private_rw_in(maps, 0x4000, 0x1000),
+            Err(RsmError::BadAddr)
+        );
+        assert_eq!(
+            check_private_rw_in(maps, 0x0, 0x2000),
+            Err(RsmError::BadAddr)
+        );
+        assert_eq!(
+            check_private_rw_in(maps, usize::MAX - 10, 0x2000),
+            Err(RsmError::BadAddr)
+        );
+    }
+
+    #[test]
+    fn sharing_in_place_keeps_the_data_and_gives_it_back() {
+        let len = 3 * 4096;
+        let base = anon(len);
+        // SAFETY: our own fresh mapping of `len` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(base as *mut u8, len) };
+        bytes.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+        let region = Region::create(base, len).unwrap();
+        assert!(
+            bytes.iter().enumerate().all(|(i, &b)| b == i as u8),
+            "data kept"
+        );
+        // A second view through the memfd sees the program's writes.
+        bytes[5] = 0xAB;
+        let mut one = [0u8; 1];
+        // SAFETY: reading one byte of our own memfd into a local buffer.
+        unsafe { libc::pread(region.memfd().as_raw_fd(), one.as_mut_ptr().cast(), 1, 5) };
+        assert_eq!(one[0], 0xAB);
+        assert_eq!(
+            Region::create(base, len).err(),
+            Some(RsmError::BadAddr),
+            "already shared"
+        );
+        region.release().unwrap();
+        assert_eq!(bytes[5], 0xAB);
+        assert!(check_private_rw(base, len).is_ok());
+        // SAFETY: unmapping our own mapping.
+        unsafe { libc::munmap(base as *mut _, len) };
+    }
+}

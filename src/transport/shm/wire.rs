@@ -1,0 +1,123 @@
+//! Messages on a segment socket (`SOCK_SEQPACKET`, so each is one packet of
+//! a fixed size; anything else is dropped as hostile).
+//!
+//! importer -> exporter: `Request` once, right after connect.
+//! exporter -> importer: `Reply` once (with the segment's descriptor on
+//! success, by `SCM_RIGHTS`), later at most one `Notice`.
+
+/// "RSM1", little-endian.
+pub const MAGIC: u32 = 0x314D_5352;
+/// Protocol version; a different one is refused.
+pub const VERSION: u32 = 1;
+
+/// Connect request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The importer's node id.
+    pub node: u32,
+    /// Requested `RSM_PERM_*` bits.
+    pub perm: u32,
+}
+
+/// Connect answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    /// 0, or the RSMERR that refuses the connect.
+    pub status: i32,
+    /// Rights granted.
+    pub rights: u32,
+    /// Segment length.
+    pub size: u64,
+}
+
+/// Kinds of notice.
+pub const NOTICE_UNPUBLISHED: u32 = 1;
+
+/// Size of every request on the wire.
+pub const REQUEST_LEN: usize = 16;
+/// Size of every reply on the wire.
+pub const REPLY_LEN: usize = 24;
+/// Size of every notice on the wire.
+pub const NOTICE_LEN: usize = 12;
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default())
+}
+
+impl Request {
+    /// Bytes on the wire.
+    pub fn encode(&self) -> [u8; REQUEST_LEN] {
+        let mut b = [0u8; REQUEST_LEN];
+        b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        b[4..8].copy_from_slice(&VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&self.node.to_le_bytes());
+        b[12..16].copy_from_slice(&self.perm.to_le_bytes());
+        b
+    }
+
+    /// A request, if `b` is exactly one.
+    pub fn decode(b: &[u8]) -> Option<Request> {
+        (b.len() == REQUEST_LEN && u32_at(b, 0) == MAGIC && u32_at(b, 4) == VERSION).then(|| {
+            Request {
+                node: u32_at(b, 8),
+                perm: u32_at(b, 12),
+            }
+        })
+    }
+}
+
+impl Reply {
+    /// Bytes on the wire.
+    pub fn encode(&self) -> [u8; REPLY_LEN] {
+        let mut b = [0u8; REPLY_LEN];
+        b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        b[4..8].copy_from_slice(&self.status.to_le_bytes());
+        b[8..12].copy_from_slice(&self.rights.to_le_bytes());
+        b[16..24].copy_from_slice(&self.size.to_le_bytes());
+        b
+    }
+
+    /// A reply, if `b` is exactly one.
+    pub fn decode(b: &[u8]) -> Option<Reply> {
+        (b.len() == REPLY_LEN && u32_at(b, 0) == MAGIC).then(|| Reply {
+            status: u32_at(b, 4) as i32,
+            rights: u32_at(b, 8),
+            size: u64::from_le_bytes(b[16..24].try_into().unwrap_or_default()),
+        })
+    }
+}
+
+/// A notice's bytes.
+pub fn encode_notice(kind: u32) -> [u8; NOTICE_LEN] {
+    let mut b = [0u8; NOTICE_LEN];
+    b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    b[4..8].copy_from_slice(&VERSION.to_le_bytes());
+    b[8..12].copy_from_slice(&kind.to_le_bytes());
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_garbage() {
+        let r = Request {
+            node: 7,
+            perm: 0o600,
+        };
+        assert_eq!(Request::decode(&r.encode()), Some(r));
+        let a = Reply {
+            status: 27,
+            rights: 0o400,
+            size: 1 << 33,
+        };
+        assert_eq!(Reply::decode(&a.encode()), Some(a));
+        assert_eq!(Request::decode(&[0; REQUEST_LEN]), None);
+        assert_eq!(Request::decode(&r.encode()[..15]), None);
+        let mut v = r.encode();
+        v[4] = 9;
+        assert_eq!(Request::decode(&v), None, "other version");
+        assert_eq!(Reply::decode(&[1; 3]), None);
+    }
+}
