@@ -14,7 +14,7 @@ CWARN     := -std=c99 -Wall -Wextra -Werror -pedantic
 CFLAGS_T  := -std=c99 -Wall -Wextra -Werror -g -Iinclude
 SANITIZE  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LINK      := -L$(LIBDIR) -lrsm -Wl,-rpath,$(abspath $(LIBDIR))
-CTESTS    := controller handles topology segmentid
+CTESTS    := controller handles topology segmentid share leaks
 RUST_SRC  := $(shell find src -name '*.rs') Cargo.toml build.rs
 
 .PHONY: all lib headers check-headers check-symbols layout ctests ctests-asan \
@@ -103,15 +103,22 @@ cargo-test:
 test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan pkgconfig-test preload-test
 	@echo "make test: all suites passed"
 
-# Two peers on nodes 1 and 2 hold shm0; node 0 lists what it sees.
+# An exporter and two importers, separate processes, exchange data through
+# mapped memory; then node 0's view of the fabric (controllers, topology).
 demo: lib
 	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_T) examples/exporter.c -o $(BUILD)/exporter $(LINK)
+	$(CC) $(CFLAGS_T) examples/importer.c -o $(BUILD)/importer $(LINK)
 	$(CC) $(CFLAGS_T) examples/topology.c -o $(BUILD)/topology $(LINK)
-	@fabric=demo-$$$$; \
-	RSM_FABRIC=$$fabric RSM_NODE_ID=1 $(BUILD)/topology hold 3 & p1=$$!; \
-	RSM_FABRIC=$$fabric RSM_NODE_ID=2 $(BUILD)/topology hold 3 & p2=$$!; \
-	sleep 0.5; RSM_FABRIC=$$fabric RSM_NODE_ID=0 $(BUILD)/topology; rc=$$?; \
-	kill $$p1 $$p2 2>/dev/null; wait; exit $$rc
+	@export RSM_FABRIC=demo-$$$$; \
+	$(BUILD)/exporter & e=$$!; \
+	$(BUILD)/importer 0 & i0=$$!; \
+	$(BUILD)/importer 1 & i1=$$!; \
+	wait $$i0 && wait $$i1 && wait $$e || exit 1; \
+	RSM_NODE_ID=1 $(BUILD)/topology hold 2 & p1=$$!; \
+	RSM_NODE_ID=2 $(BUILD)/topology hold 2 & p2=$$!; \
+	sleep 0.5; RSM_NODE_ID=0 $(BUILD)/topology; rc=$$?; \
+	wait $$p1 $$p2; exit $$rc
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/sys/rsm

@@ -61,6 +61,7 @@ static inline void check_child(pid_t pid, const char *what)
 /* The child's end: its failure count is its exit status. */
 static inline void child_exit(void)
 {
+    fflush(stdout);
     fflush(stderr);
     _exit(failed > 125 ? 125 : failed);
 }

@@ -1,0 +1,259 @@
+/*
+ * True sharing of the exporter's own memory (DESIGN.md 5.2) and forced
+ * disconnect (spec 5.2): after export_create on valloc, posix_memalign or
+ * mmap memory, the exporter's pointer and an importer's mapping in another
+ * process are the same bytes; destroy gives the exporter its data back
+ * privately; unpublish, destroy, exporter exit and SIGKILL never crash an
+ * importer, whose mapping keeps working (on anonymous memory) while map
+ * then reports RSMERR_CONN_ABORTED and disconnect still succeeds.
+ */
+#define _GNU_SOURCE
+#include <rsmapi.h>
+#include <sys/mman.h>
+#include "common.h"
+
+#define LEN (4 * 4096)
+
+static rsm_memseg_id_t next_id(void)
+{
+    static unsigned k;
+    return 0x400000 + (rsm_memseg_id_t)(getpid() % 100000) * 16 + k++;
+}
+
+static void step(int fd) { CHECK(write(fd, "s", 1) == 1); }
+static void wait_step(int fd)
+{
+    char b;
+    CHECK(read(fd, &b, 1) == 1);
+}
+
+/* Is the page at `addr` still backed by a segment's memfd? */
+static int backed_by_segment(void *addr)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (unsigned long)addr >= lo &&
+            (unsigned long)addr < hi)
+            found = strstr(line, "memfd:rsm-segment") != NULL;
+    }
+    if (f) fclose(f);
+    return found;
+}
+
+static char *alloc(int kind)
+{
+    void *p = NULL;
+    switch (kind) {
+    case 0: p = valloc(LEN); break;
+    case 1: if (posix_memalign(&p, 4096, LEN)) p = NULL; break;
+    default:
+        p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) p = NULL;
+    }
+    return p;
+}
+
+/* The exporter and an importer write to each other through one segment. */
+static void sharing(int kind)
+{
+    char *buf = alloc(kind);
+    CHECK(buf != NULL);
+    memset(buf, 'a' + kind, LEN);
+    rsm_memseg_id_t id = next_id();
+    int to_child[2], to_parent[2];
+    CHECK(pipe(to_child) == 0 && pipe(to_parent) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        passed = failed = 0;
+        close(to_child[1]);
+        close(to_parent[0]);
+        wait_step(to_child[0]);
+        rsmapi_controller_handle_t c;
+        rsm_memseg_import_handle_t im;
+        char *a = NULL;
+        CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_connect(c, 0, id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR, 0, LEN),
+                 RSM_SUCCESS);
+        CHECK(a && a[0] == 'a' + kind && a[LEN - 1] == 'a' + kind);
+        if (a) a[1] = 'I';
+        step(to_parent[1]);
+        wait_step(to_child[0]);
+        CHECK(a && a[2] == 'E');
+        CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+        CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
+        child_exit();
+    }
+    close(to_child[0]);
+    close(to_parent[1]);
+    rsmapi_controller_handle_t c;
+    rsm_memseg_export_handle_t seg;
+    CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_create(c, &seg, buf, LEN, 0), RSM_SUCCESS);
+    CHECK(buf[0] == 'a' + kind && buf[LEN - 1] == 'a' + kind); /* kept its data */
+    CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
+    step(to_child[1]);
+    wait_step(to_parent[0]);
+    CHECK(buf[1] == 'I'); /* the importer's store, through our own pointer */
+    buf[2] = 'E';
+    step(to_child[1]);
+    check_child(pid, "importer");
+    CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
+    CHECK(buf[1] == 'I' && buf[2] == 'E' && buf[3] == 'a' + kind); /* data stays ours */
+    CHECK(!backed_by_segment(buf));
+    buf[4] = 'P'; /* and is still writable */
+    CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
+    close(to_child[1]);
+    close(to_parent[0]);
+    if (kind == 2) munmap(buf, LEN); else free(buf);
+}
+
+enum how { UNPUBLISH, DESTROY, EXIT, KILL };
+static const char *names[] = {"unpublish", "destroy", "exit", "SIGKILL"};
+
+/* An exporter child publishes and then does `how`; an importer child has
+ * the segment mapped throughout. */
+static void forced(enum how how)
+{
+    rsm_memseg_id_t id = next_id();
+    int exp_go[2], exp_ready[2], imp_ready[2], imp_go[2];
+    CHECK(pipe(exp_go) == 0 && pipe(exp_ready) == 0 && pipe(imp_ready) == 0 && pipe(imp_go) == 0);
+    pid_t exporter = fork();
+    if (exporter == 0) {
+        passed = failed = 0;
+        char *buf = valloc(LEN);
+        memset(buf, 'x', LEN);
+        rsmapi_controller_handle_t c;
+        rsm_memseg_export_handle_t seg;
+        CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_create(c, &seg, buf, LEN, 0), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
+        step(exp_ready[1]);
+        wait_step(exp_go[0]);
+        if (how == UNPUBLISH) CHECK_RC(rsm_memseg_export_unpublish(seg), RSM_SUCCESS);
+        if (how == DESTROY) CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
+        if (how == EXIT) child_exit();
+        step(exp_ready[1]);
+        wait_step(exp_go[0]); /* KILL: killed while waiting here */
+        child_exit();
+    }
+    wait_step(exp_ready[0]);
+    pid_t importer = fork();
+    if (importer == 0) {
+        passed = failed = 0;
+        alarm(20);
+        rsmapi_controller_handle_t c;
+        rsm_memseg_import_handle_t im;
+        volatile char *a = NULL;
+        CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_connect(c, 0, id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR, 0, LEN),
+                 RSM_SUCCESS);
+        CHECK(a && a[0] == 'x');
+        step(imp_ready[1]);
+        wait_step(imp_go[0]);
+        /* Keep using the mapping until it is re-pointed: no fault, ever. */
+        int spins = 0;
+        while (a && backed_by_segment((void *)a) && spins++ < 20000) {
+            a[100] = 'y';
+            (void)a[200];
+            usleep(100);
+        }
+        CHECK(a && !backed_by_segment((void *)a));
+        if (a) {
+            a[0] = 'z';
+            a[LEN - 1] = 'z';
+            CHECK(a[0] == 'z' && a[LEN - 1] == 'z');
+        }
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR, 0, LEN),
+                 RSMERR_SEG_ALREADY_MAPPED);
+        CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
+        void *b = NULL;
+        CHECK_RC(rsm_memseg_import_map(im, &b, RSM_MAP_NONE, RSM_PERM_READ, 0, LEN),
+                 RSMERR_CONN_ABORTED);
+        CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_disconnect(im), RSMERR_BAD_SEG_HNDL);
+        rsm_memseg_import_handle_t again;
+        CHECK_RC(rsm_memseg_import_connect(c, 0, id, RSM_PERM_RDWR, &again),
+                 RSMERR_SEG_NOT_PUBLISHED);
+        child_exit();
+    }
+    wait_step(imp_ready[0]);
+    if (how == KILL) {
+        kill(exporter, SIGKILL);
+        waitpid(exporter, NULL, 0);
+    } else {
+        step(exp_go[1]);
+    }
+    step(imp_go[1]);
+    check_child(importer, names[how]);
+    if (how == UNPUBLISH || how == DESTROY) {
+        wait_step(exp_ready[0]);
+        step(exp_go[1]);
+    }
+    if (how != KILL) check_child(exporter, "exporter");
+    int fds[] = {exp_go[0], exp_go[1], exp_ready[0], exp_ready[1],
+                 imp_ready[0], imp_ready[1], imp_go[0], imp_go[1]};
+    for (unsigned i = 0; i < 8; i++) close(fds[i]);
+}
+
+/* Open descriptors of this process. */
+static int count_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) != -1) n++;
+    return n;
+}
+
+/* An importer that exits or is killed is dropped by the exporter: the
+ * exporter's descriptor for it is closed. */
+static void importer_death(int use_kill)
+{
+    char *buf = valloc(LEN);
+    rsm_memseg_id_t id = next_id();
+    rsmapi_controller_handle_t c;
+    rsm_memseg_export_handle_t seg;
+    CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_create(c, &seg, buf, LEN, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
+    int before = count_fds();
+    int ready[2];
+    CHECK(pipe(ready) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        rsm_memseg_import_handle_t im;
+        int rc = rsm_memseg_import_connect(c, 0, id, RSM_PERM_READ, &im);
+        CHECK(write(ready[1], rc == 0 ? "y" : "n", 1) == 1);
+        if (use_kill) pause();
+        _exit(0);
+    }
+    char b = 0;
+    CHECK(read(ready[0], &b, 1) == 1 && b == 'y');
+    if (use_kill) kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(ready[0]);
+    close(ready[1]);
+    int tries = 0;
+    while (count_fds() != before && tries++ < 2000) usleep(1000);
+    CHECK(count_fds() == before);
+    CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
+    CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
+    free(buf);
+}
+
+int main(void)
+{
+    char fabric[64];
+    snprintf(fabric, sizeof fabric, "ctest-share-%d", (int)getpid());
+    setenv("RSM_FABRIC", fabric, 1);
+    for (int kind = 0; kind < 3; kind++) sharing(kind);
+    for (int how = UNPUBLISH; how <= KILL; how++) forced((enum how)how);
+    importer_death(0);
+    importer_death(1);
+    return report("share");
+}
