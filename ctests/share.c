@@ -246,6 +246,55 @@ static void importer_death(int use_kill)
     free(buf);
 }
 
+/* An exporter that forked a long-lived child (without exec) and then
+ * exited: the child does not keep the segment's socket, so a connect is
+ * answered at once with RSMERR_SEG_NOT_PUBLISHED instead of waiting on a
+ * process that can never answer. */
+static void forked_child_lets_go(void)
+{
+    rsm_memseg_id_t id = next_id();
+    int ready[2], child_ready[2], hold[2];
+    CHECK(pipe(ready) == 0 && pipe(child_ready) == 0 && pipe(hold) == 0);
+    pid_t exporter = fork();
+    if (exporter == 0) {
+        passed = failed = 0;
+        close(ready[0]);
+        close(hold[1]);
+        char *buf = valloc(LEN);
+        rsmapi_controller_handle_t c;
+        rsm_memseg_export_handle_t seg;
+        CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_create(c, &seg, buf, LEN, 0), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
+        if (fork() == 0) {
+            /* The lingering child cannot act for its parent's segment. */
+            int rc = rsm_memseg_export_unpublish(seg);
+            if (write(child_ready[1], rc == RSMERR_NOT_CREATOR ? "y" : "n", 1) != 1) _exit(1);
+            char b;
+            while (read(hold[0], &b, 1) > 0) {}
+            _exit(0);
+        }
+        char b = 0;
+        CHECK(read(child_ready[0], &b, 1) == 1 && b == 'y');
+        CHECK(write(ready[1], "y", 1) == 1);
+        child_exit(); /* exits without unpublishing; its child lingers */
+    }
+    close(ready[1]);
+    close(hold[0]);
+    char b = 0;
+    CHECK(read(ready[0], &b, 1) == 1 && b == 'y');
+    check_child(exporter, "exporter that forked");
+    rsmapi_controller_handle_t c;
+    rsm_memseg_import_handle_t im;
+    CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_connect(c, 0, id, RSM_PERM_READ, &im), RSMERR_SEG_NOT_PUBLISHED);
+    CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
+    close(hold[1]); /* the lingering grandchild exits */
+    close(ready[0]);
+    close(child_ready[0]);
+    close(child_ready[1]);
+}
+
 int main(void)
 {
     char fabric[64];
@@ -255,5 +304,6 @@ int main(void)
     for (int how = UNPUBLISH; how <= KILL; how++) forced((enum how)how);
     importer_death(0);
     importer_death(1);
+    forked_child_lets_go();
     return report("share");
 }

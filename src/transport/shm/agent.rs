@@ -14,7 +14,7 @@ use crate::error::{RsmError, RsmResult};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -85,11 +85,13 @@ impl Agent {
             self.handlers.lock().remove(&token);
             return Err(RsmError::from_alloc_errno(e as i32));
         }
+        super::fork::track(fd.as_raw_fd());
         Ok(token)
     }
 
     /// Stops watching; call before closing the descriptor.
     pub fn unregister(&self, token: u64, fd: BorrowedFd<'_>) {
+        super::fork::untrack(fd.as_raw_fd());
         let _ = self.epoll.delete(fd);
         self.handlers.lock().remove(&token);
     }

@@ -9,6 +9,7 @@
 
 mod agent;
 mod export;
+mod fork;
 mod import;
 mod memory;
 mod wire;
