@@ -105,19 +105,35 @@ impl Agent {
             .count()
     }
 
-    /// Takes an accepted client: drops it if too many wait already.
+    /// Takes an accepted client that has not sent its request yet. When
+    /// `MAX_PENDING` wait already, the one waiting longest is dropped: a
+    /// legitimate importer sends its request right after connecting, so
+    /// the silent ones are the likely attackers.
     pub fn add_pending(&self, fd: OwnedFd, export: Weak<ShmExport>) {
-        if self.pending() >= MAX_PENDING {
-            crate::why!("agent: {MAX_PENDING} clients pending; dropping a new one");
-            return;
+        let mut handlers = self.handlers.lock();
+        let pending = handlers.iter().filter_map(|(t, h)| match h {
+            Handler::Pending { deadline, .. } => Some((*deadline, *t)),
+            _ => None,
+        });
+        let (count, oldest) =
+            pending.fold((0, None), |(n, old): (usize, Option<(Instant, u64)>), p| {
+                (n + 1, Some(old.map_or(p, |o| o.min(p))))
+            });
+        if count >= MAX_PENDING {
+            if let Some((_, token)) = oldest {
+                if let Some(Handler::Pending { fd: victim, .. }) = handlers.remove(&token) {
+                    let _ = self.epoll.delete(victim.as_fd());
+                    crate::why!("agent: {MAX_PENDING} clients pending; dropped the oldest");
+                }
+            }
         }
         let deadline = Instant::now() + PENDING_TIMEOUT;
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token);
-        // Only the agent thread adds pending clients, so the entry is in the
-        // map before epoll_wait can report the descriptor.
+        // Only the agent thread adds pending clients, and it holds the map,
+        // so the entry is in place before epoll_wait can report the fd.
         if self.epoll.add(fd.as_fd(), event).is_ok() {
-            self.handlers.lock().insert(
+            handlers.insert(
                 token,
                 Handler::Pending {
                     fd,

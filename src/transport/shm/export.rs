@@ -171,7 +171,24 @@ impl ShmExport {
                     Err(_) => return,
                 }
             };
-            agent.add_pending(fd, Arc::downgrade(self));
+            // A legitimate importer sends its request right after connect:
+            // if it is there already, answer now, so a flood of silent
+            // clients never stands in its way.
+            let mut probe = [0u8; 1];
+            // SAFETY: recv writes at most 1 byte into `probe`.
+            let ready = unsafe {
+                libc::recv(
+                    fd.as_raw_fd(),
+                    probe.as_mut_ptr().cast(),
+                    1,
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            if ready >= 0 {
+                self.serve(agent, fd); // a request, or end of file: either way, done
+            } else {
+                agent.add_pending(fd, Arc::downgrade(self));
+            }
         }
     }
 

@@ -69,99 +69,165 @@ impl ShmImportPort {
         segid: u32,
         perm: u32,
         timeout: Duration,
-        absent: impl FnOnce() -> RsmError,
+        absent: impl Fn() -> RsmError,
     ) -> RsmResult<Self> {
-        let events = new_eventfd()?;
-        let sock = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(|e| RsmError::from_alloc_errno(e as i32))?;
-        let tv =
-            nix::sys::time::TimeVal::new(timeout.as_secs() as i64, timeout.subsec_micros() as i64);
-        let _ = socket::setsockopt(&sock, socket::sockopt::ReceiveTimeout, &tv);
-        let _ = socket::setsockopt(&sock, socket::sockopt::SendTimeout, &tv);
         let name = segment_name(fabric, node, segid);
         let addr = UnixAddr::new_abstract(name.as_bytes()).map_err(|_| RsmError::InternalError)?;
-        match connect(sock.as_raw_fd(), &addr) {
-            Ok(()) => {}
-            Err(nix::errno::Errno::ECONNREFUSED) | Err(nix::errno::Errno::ENOENT) => {
-                return Err(absent())
-            }
-            Err(e) => return Err(errno_of(e)),
-        }
-        let request = Request {
-            node: local_node,
-            perm,
-        }
-        .encode();
-        match socket::send(sock.as_raw_fd(), &request, MsgFlags::MSG_NOSIGNAL) {
-            Ok(n) if n == request.len() => {}
-            Ok(_) | Err(nix::errno::Errno::EPIPE) | Err(nix::errno::Errno::ECONNRESET) => {
-                return Err(absent())
-            }
-            Err(e) => return Err(errno_of(e)),
-        }
-        let mut buf = [0u8; 64];
-        let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = socket::recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .map_err(errno_of)?;
-        let mut fds = Vec::new();
-        for c in msg.cmsgs().into_iter().flatten() {
-            if let ControlMessageOwned::ScmRights(received) = c {
-                // SAFETY: SCM_RIGHTS installed these descriptors in this
-                // process for us alone.
-                fds.extend(
-                    received
-                        .into_iter()
-                        .map(|f| unsafe { OwnedFd::from_raw_fd(f) }),
-                );
+        // An exporter under a flood of connections may drop us unanswered
+        // (its agent bounds the clients it keeps). If the segment is still
+        // there, try again a few times; then report its lack of resources.
+        let mut backoff = Duration::from_millis(1);
+        for _ in 0..DROPPED_RETRIES {
+            match attempt(&addr, local_node, perm, timeout) {
+                Attempt::Done(result) => return result.map(ShmImportPort),
+                Attempt::Absent => return Err(absent()),
+                Attempt::Dropped => {
+                    if !listening(&addr) {
+                        return Err(absent());
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_millis(50));
+                }
             }
         }
-        let n = msg.bytes;
-        // The exporter closed without answering: it unpublished meanwhile.
-        let Some(reply) = Reply::decode(&buf[..n]) else {
-            return Err(absent());
-        };
-        if reply.status != 0 {
-            return Err(crate::error::ALL
-                .iter()
-                .copied()
-                .find(|e| e.code() == reply.status)
-                .unwrap_or(RsmError::InternalError));
+        crate::why!("connect: {name} dropped us {DROPPED_RETRIES} times; exporter overloaded");
+        Err(RsmError::InsufficientResources)
+    }
+}
+
+/// How often a connect is retried when the exporter drops it unanswered.
+const DROPPED_RETRIES: u32 = 8;
+
+enum Attempt {
+    Done(RsmResult<Arc<ShmImport>>),
+    /// No socket by that name.
+    Absent,
+    /// Closed without an answer: unpublished meanwhile, or dropped.
+    Dropped,
+}
+
+/// Whether anything listens on `addr` now.
+fn listening(addr: &UnixAddr) -> bool {
+    let Ok(probe) = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    ) else {
+        return true;
+    };
+    !matches!(
+        connect(probe.as_raw_fd(), addr),
+        Err(nix::errno::Errno::ECONNREFUSED) | Err(nix::errno::Errno::ENOENT)
+    )
+}
+
+fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) -> Attempt {
+    let fail = |e: RsmError| Attempt::Done(Err(e));
+    let events = match new_eventfd() {
+        Ok(fd) => fd,
+        Err(e) => return fail(e),
+    };
+    let sock = match socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail(RsmError::from_alloc_errno(e as i32)),
+    };
+    let tv = nix::sys::time::TimeVal::new(timeout.as_secs() as i64, timeout.subsec_micros() as i64);
+    let _ = socket::setsockopt(&sock, socket::sockopt::ReceiveTimeout, &tv);
+    let _ = socket::setsockopt(&sock, socket::sockopt::SendTimeout, &tv);
+    match connect(sock.as_raw_fd(), addr) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::ECONNREFUSED) | Err(nix::errno::Errno::ENOENT) => {
+            return Attempt::Absent
         }
-        let size = usize::try_from(reply.size).map_err(|_| RsmError::InternalError)?;
-        let memfd = fds.into_iter().next();
-        if reply.rights != 0 && memfd.is_none() {
-            return Err(RsmError::InternalError);
+        Err(e) => return fail(errno_of(e)),
+    }
+    let request = Request {
+        node: local_node,
+        perm,
+    }
+    .encode();
+    match socket::send(sock.as_raw_fd(), &request, MsgFlags::MSG_NOSIGNAL) {
+        Ok(n) if n == request.len() => {}
+        Ok(_) | Err(nix::errno::Errno::EPIPE) | Err(nix::errno::Errno::ECONNRESET) => {
+            return Attempt::Dropped
         }
-        let import = Arc::new(ShmImport {
-            sock,
-            token: OnceLock::new(),
-            size,
-            rights: reply.rights,
-            aborted: AtomicBool::new(false),
-            state: Mutex::new(State {
-                memfd,
-                mapping: None,
-            }),
-            events,
-        });
-        let agent = agent::agent()?;
-        let token = agent.register(
+        Err(e) => return fail(errno_of(e)),
+    }
+    let mut buf = [0u8; 64];
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = match socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    ) {
+        Ok(msg) => msg,
+        Err(nix::errno::Errno::ECONNRESET) | Err(nix::errno::Errno::EPIPE) => {
+            return Attempt::Dropped
+        }
+        Err(e) => return fail(errno_of(e)),
+    };
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().into_iter().flatten() {
+        if let ControlMessageOwned::ScmRights(received) = c {
+            // SAFETY: SCM_RIGHTS installed these descriptors in this
+            // process for us alone.
+            fds.extend(
+                received
+                    .into_iter()
+                    .map(|f| unsafe { OwnedFd::from_raw_fd(f) }),
+            );
+        }
+    }
+    let n = msg.bytes;
+    let Some(reply) = Reply::decode(&buf[..n]) else {
+        return Attempt::Dropped;
+    };
+    if reply.status != 0 {
+        let code = crate::error::ALL
+            .iter()
+            .copied()
+            .find(|e| e.code() == reply.status);
+        return fail(code.unwrap_or(RsmError::InternalError));
+    }
+    let Ok(size) = usize::try_from(reply.size) else {
+        return fail(RsmError::InternalError);
+    };
+    let memfd = fds.into_iter().next();
+    if reply.rights != 0 && memfd.is_none() {
+        return fail(RsmError::InternalError);
+    }
+    let import = Arc::new(ShmImport {
+        sock,
+        token: OnceLock::new(),
+        size,
+        rights: reply.rights,
+        aborted: AtomicBool::new(false),
+        state: Mutex::new(State {
+            memfd,
+            mapping: None,
+        }),
+        events,
+    });
+    let registered = agent::agent().and_then(|agent| {
+        agent.register(
             import.sock.as_fd(),
             Handler::Import(Arc::downgrade(&import)),
-        )?;
-        let _ = import.token.set(token);
-        Ok(ShmImportPort(import))
+        )
+    });
+    match registered {
+        Ok(token) => {
+            let _ = import.token.set(token);
+            Attempt::Done(Ok(import))
+        }
+        Err(e) => fail(e),
     }
 }
 
