@@ -295,6 +295,38 @@ static void forked_child_lets_go(void)
     close(child_ready[1]);
 }
 
+/* Memory that is already shared (here a MAP_SHARED anonymous mapping, as
+ * SysV shm or a shared file would be) is refused, not cut off from its
+ * other users; unmapped or read-only memory is refused too. */
+static void refused_memory(void)
+{
+    rsmapi_controller_handle_t c;
+    rsm_memseg_export_handle_t seg;
+    CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+    char *shared = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(shared != MAP_FAILED);
+    shared[0] = 's';
+    CHECK_RC(rsm_memseg_export_create(c, &seg, shared, LEN, 0), RSMERR_BAD_ADDR);
+    CHECK(shared[0] == 's');
+    char *ro = mmap(NULL, LEN, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK_RC(rsm_memseg_export_create(c, &seg, ro, LEN, 0), RSMERR_PERM_DENIED);
+    char *gone = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(gone, LEN);
+    CHECK_RC(rsm_memseg_export_create(c, &seg, gone, LEN, 0), RSMERR_BAD_ADDR);
+    /* Half exported already: the second segment would overlap the first. */
+    char *buf = valloc(2 * LEN);
+    rsm_memseg_export_handle_t first;
+    CHECK_RC(rsm_memseg_export_create(c, &first, buf, LEN, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_create(c, &seg, buf, 2 * LEN, 0), RSMERR_BAD_ADDR);
+    CHECK_RC(rsm_memseg_export_destroy(first), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_create(c, &seg, buf, 2 * LEN, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
+    munmap(shared, LEN);
+    munmap(ro, LEN);
+    free(buf);
+    CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
+}
+
 int main(void)
 {
     char fabric[64];
@@ -305,5 +337,6 @@ int main(void)
     importer_death(0);
     importer_death(1);
     forked_child_lets_go();
+    refused_memory();
     return report("share");
 }
