@@ -177,6 +177,11 @@ pub fn canonical_controller_name(name: &str) -> Option<(String, u32)> {
     Some((ty.to_ascii_lowercase(), unit))
 }
 
+/// A positive decimal integer.
+fn positive(value: &str) -> Option<u64> {
+    value.parse::<u64>().ok().filter(|&n| n > 0)
+}
+
 fn parse_file(text: &str) -> Result<Config, String> {
     let mut config = Config::default();
     let mut section: Option<usize> = None; // index into controllers
@@ -230,18 +235,12 @@ fn parse_file(text: &str) -> Result<Config, String> {
                 // Controllers declared earlier keep the fabric they saw.
             }
             (None, "max_segments") => {
-                config.max_segments = value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| err("max_segments is a positive integer"))?
+                config.max_segments =
+                    positive(value).ok_or_else(|| err(&format!("{key} is a positive integer")))?
             }
             (None, "connect_timeout_ms") => {
-                config.connect_timeout_ms = value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| err("connect_timeout_ms is a positive integer"))?
+                config.connect_timeout_ms =
+                    positive(value).ok_or_else(|| err(&format!("{key} is a positive integer")))?
             }
             (Some(i), "type") => {
                 if value != "shm" {

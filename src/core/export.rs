@@ -2,12 +2,12 @@
 //! rebind, destroy. The checks run in the order Solaris makes them (library
 //! checks, then the kernel's); the transport does the work.
 
-use crate::config::NodeId;
 use crate::core::controller::{self, Controller};
 use crate::core::permission::{self, AccessEntry, Owner, Peer};
+use crate::core::pollfd::PollfdRefs;
 use crate::error::{RsmError, RsmResult};
 use crate::handles::{HandleTable, Kind};
-use crate::transport::{Admission, ExportPort, ImporterInfo};
+use crate::transport::{Admission, ExportPort};
 use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -30,7 +30,7 @@ impl Admission for Policy {
 
 struct State {
     segid: Option<u32>,
-    pollfd_refs: u32,
+    pollfd_refs: PollfdRefs,
 }
 
 /// An export segment.
@@ -87,7 +87,7 @@ pub fn create(ctrl: usize, vaddr: usize, len: usize, flags: u32, me: Creator) ->
         port,
         state: Mutex::new(State {
             segid: None,
-            pollfd_refs: 0,
+            pollfd_refs: PollfdRefs::default(),
         }),
     };
     let handle = EXPORTS.insert(Arc::new(segment))?;
@@ -99,9 +99,7 @@ pub fn create(ctrl: usize, vaddr: usize, len: usize, flags: u32, me: Creator) ->
 /// handle: the segment belongs to the parent (spec 5.4).
 pub fn destroy(handle: usize, pid: u32) -> RsmResult<()> {
     let seg = lookup(handle)?;
-    if seg.state.lock().pollfd_refs > 0 {
-        return Err(RsmError::PollfdInUse);
-    }
+    seg.state.lock().pollfd_refs.check_unused()?;
     if !EXPORTS.remove(handle) {
         return Err(RsmError::BadSegHndl); // destroyed concurrently
     }
@@ -211,24 +209,11 @@ pub fn rebind(handle: usize, vaddr: usize, len: usize, page: usize, pid: u32) ->
     Ok(())
 }
 
-/// The segment id, if published (for tools and tests).
-pub fn segid(handle: usize) -> RsmResult<Option<u32>> {
-    Ok(lookup(handle)?.state.lock().segid)
-}
-
-/// The importers connected now.
-pub fn importers(handle: usize) -> RsmResult<Vec<ImporterInfo>> {
-    Ok(lookup(handle)?.port.importers())
-}
-
 /// `rsm_memseg_get_pollfd` on an export handle: the descriptor, counted.
 pub fn get_pollfd(handle: usize) -> RsmResult<i32> {
     let seg = lookup(handle)?;
     let mut state = seg.state.lock();
-    state.pollfd_refs = state
-        .pollfd_refs
-        .checked_add(1)
-        .ok_or(RsmError::InsufficientResources)?;
+    state.pollfd_refs.take()?;
     Ok(seg.port.pollfd())
 }
 
@@ -236,11 +221,6 @@ pub fn get_pollfd(handle: usize) -> RsmResult<i32> {
 pub fn release_pollfd(handle: usize) -> RsmResult<()> {
     let seg = lookup(handle)?;
     let mut state = seg.state.lock();
-    state.pollfd_refs = state.pollfd_refs.saturating_sub(1);
+    state.pollfd_refs.release();
     Ok(())
-}
-
-/// The node a segment was exported from.
-pub fn node(handle: usize) -> RsmResult<NodeId> {
-    Ok(lookup(handle)?.controller.local_node)
 }

@@ -3,6 +3,7 @@
 
 use crate::core::controller;
 use crate::core::permission::{PERM_READ, PERM_WRITE};
+use crate::core::pollfd::PollfdRefs;
 use crate::error::{RsmError, RsmResult};
 use crate::handles::{HandleTable, Kind};
 use crate::transport::ImportPort;
@@ -21,7 +22,7 @@ pub enum Mapped {
 
 struct State {
     mapped: Option<Mapped>,
-    pollfd_refs: u32,
+    pollfd_refs: PollfdRefs,
 }
 
 /// An import segment.
@@ -62,7 +63,7 @@ pub fn connect(ctrl: usize, node: u32, segid: u32, perm: u32) -> RsmResult<usize
         port,
         state: Mutex::new(State {
             mapped: None,
-            pollfd_refs: 0,
+            pollfd_refs: PollfdRefs::default(),
         }),
     };
     let handle = IMPORTS.insert(Arc::new(segment))?;
@@ -83,9 +84,7 @@ pub fn disconnect(handle: usize) -> RsmResult<()> {
             }
             None => {}
         }
-        if state.pollfd_refs > 0 {
-            return Err(RsmError::PollfdInUse);
-        }
+        state.pollfd_refs.check_unused()?;
     }
     if !IMPORTS.remove(handle) {
         return Err(RsmError::BadSegHndl);
@@ -155,19 +154,11 @@ pub fn unmap(handle: usize) -> RsmResult<()> {
     Ok(())
 }
 
-/// Size of the imported segment.
-pub fn size(handle: usize) -> RsmResult<usize> {
-    Ok(lookup(handle)?.port.size())
-}
-
 /// `rsm_memseg_get_pollfd` on an import handle.
 pub fn get_pollfd(handle: usize) -> RsmResult<i32> {
     let seg = lookup(handle)?;
     let mut state = seg.state.lock();
-    state.pollfd_refs = state
-        .pollfd_refs
-        .checked_add(1)
-        .ok_or(RsmError::InsufficientResources)?;
+    state.pollfd_refs.take()?;
     Ok(seg.port.pollfd())
 }
 
@@ -175,6 +166,6 @@ pub fn get_pollfd(handle: usize) -> RsmResult<i32> {
 pub fn release_pollfd(handle: usize) -> RsmResult<()> {
     let seg = lookup(handle)?;
     let mut state = seg.state.lock();
-    state.pollfd_refs = state.pollfd_refs.saturating_sub(1);
+    state.pollfd_refs.release();
     Ok(())
 }

@@ -6,5 +6,6 @@ pub mod controller;
 pub mod export;
 pub mod import;
 pub mod permission;
+pub mod pollfd;
 pub mod segmentid;
 pub mod topology;
