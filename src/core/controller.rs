@@ -77,25 +77,37 @@ pub fn resolve(name: Option<&str>, config: &Config) -> RsmResult<(String, Arc<dy
 pub fn get(name: Option<&str>) -> RsmResult<usize> {
     let config = config::get()?;
     let (canonical, transport) = resolve(name, config)?;
+    let loopback = canonical == "loopback";
+    open(&canonical, loopback, transport, config.node_id)
+}
+
+/// Opens (or takes one more reference to) the controller `canonical` on
+/// `transport`, as node `node`; `loopback` restricts it to that node.
+pub fn open(
+    canonical: &str,
+    loopback: bool,
+    transport: Arc<dyn Transport>,
+    node: NodeId,
+) -> RsmResult<usize> {
     let registry = &*REGISTRY;
     let mut open = registry.open.lock();
-    if let Some(o) = open.get_mut(&canonical) {
+    if let Some(o) = open.get_mut(canonical) {
         o.refs = o
             .refs
             .checked_add(1)
             .ok_or(RsmError::InsufficientResources)?;
         return Ok(o.handle);
     }
-    let presence = transport.announce(config.node_id, &canonical)?;
+    let presence = transport.announce(node, canonical)?;
     let controller = Controller {
-        loopback: canonical == "loopback",
-        name: canonical.clone(),
-        local_node: config.node_id,
+        loopback,
+        name: canonical.to_string(),
+        local_node: node,
         transport,
         _presence: presence,
     };
     let handle = registry.table.insert(Arc::new(controller))?;
-    open.insert(canonical, Open { handle, refs: 1 });
+    open.insert(canonical.to_string(), Open { handle, refs: 1 });
     Ok(handle)
 }
 

@@ -9,3 +9,6 @@ pub mod permission;
 pub mod pollfd;
 pub mod segmentid;
 pub mod topology;
+
+#[cfg(test)]
+mod tests;
