@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <rsmapi.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include "common.h"
 
 #define LEN (4 * 4096)
@@ -325,6 +326,28 @@ static void refused_memory(void)
     munmap(ro, LEN);
     free(buf);
     CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
+
+    /* A segment bigger than this process may give memory files
+     * (RLIMIT_FSIZE) is RSMERR_INSUFFICIENT_MEM, and the memory is left as
+     * it was. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        passed = failed = 0;
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit small = {LEN / 2, LEN / 2};
+        CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0);
+        char *mem = valloc(LEN);
+        memset(mem, 'q', LEN);
+        rsmapi_controller_handle_t cc;
+        rsm_memseg_export_handle_t s;
+        CHECK_RC(rsm_get_controller("shm0", &cc), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_create(cc, &s, mem, LEN, 0), RSMERR_INSUFFICIENT_MEM);
+        CHECK(mem[0] == 'q' && mem[LEN - 1] == 'q' && !backed_by_segment(mem));
+        CHECK_RC(rsm_memseg_export_create(cc, &s, mem, LEN / 2, 0), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_destroy(s), RSM_SUCCESS);
+        child_exit();
+    }
+    check_child(pid, "RLIMIT_FSIZE");
 }
 
 int main(void)

@@ -27,6 +27,16 @@ fn errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
+/// The RSMERR for a failure to give the segment's memfd its pages: a full
+/// tmpfs, the memory cgroup, or `RLIMIT_FSIZE` (the per-process analogue
+/// of Solaris' `max-exported-memory`) are all "insufficient memory".
+fn memory_error(errno: i32) -> RsmError {
+    match errno {
+        libc::ENOSPC | libc::EFBIG | libc::ENOMEM => RsmError::InsufficientMem,
+        e => RsmError::from_alloc_errno(e),
+    }
+}
+
 /// Checks that `[vaddr, vaddr + len)` is mapped, private, readable and
 /// writable, from `/proc/self/maps`.
 pub fn check_private_rw(vaddr: usize, len: usize) -> RsmResult<()> {
@@ -118,11 +128,7 @@ fn copy_into(fd: &OwnedFd, vaddr: usize, len: usize) -> RsmResult<()> {
             )
         };
         if n <= 0 {
-            return Err(if n < 0 && errno() == libc::ENOSPC {
-                RsmError::InsufficientMem
-            } else {
-                RsmError::from_alloc_errno(errno())
-            });
+            return Err(memory_error(if n < 0 { errno() } else { libc::ENOSPC }));
         }
         done += n as usize;
     }
@@ -190,7 +196,7 @@ impl Region {
         let ok =
             unsafe { libc::fchmod(fd, 0o600) == 0 && libc::ftruncate(fd, len as libc::off_t) == 0 };
         if !ok {
-            return Err(RsmError::from_alloc_errno(errno()));
+            return Err(memory_error(errno()));
         }
         copy_into(&memfd, vaddr, len)?;
         // No importer may shrink (SIGBUS for the others) or grow it.
