@@ -350,8 +350,65 @@ static void refused_memory(void)
     check_child(pid, "RLIMIT_FSIZE");
 }
 
-int main(void)
+#ifndef __SANITIZE_ADDRESS__ /* ASan reserves terabytes: RLIMIT_AS cannot apply */
+/* Allocation failing during a connect: an importer whose address space is
+ * nearly exhausted (RLIMIT_AS) cannot start the library's agent thread,
+ * and gets RSMERR_INSUFFICIENT_MEM, not a crash. It must be a fresh
+ * program (exec): a forked child would reuse its parent's thread stacks,
+ * which glibc keeps after fork. */
+static int tight_importer(rsm_memseg_id_t id)
 {
+    long kb = 0;
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    rsmapi_controller_handle_t c;
+    rsm_memseg_import_handle_t im;
+    CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+    struct rlimit old;
+    CHECK(getrlimit(RLIMIT_AS, &old) == 0);
+    struct rlimit tight = {(rlim_t)(kb + 64) * 1024, old.rlim_max};
+    CHECK(kb > 0 && setrlimit(RLIMIT_AS, &tight) == 0);
+    CHECK_RC(rsm_memseg_import_connect(c, 0, id, RSM_PERM_READ, &im), RSMERR_INSUFFICIENT_MEM);
+    CHECK(setrlimit(RLIMIT_AS, &old) == 0);
+    CHECK_RC(rsm_memseg_import_connect(c, 0, id, RSM_PERM_READ, &im), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+    return report("share tight importer");
+}
+
+static void connect_without_memory(void)
+{
+    char *buf = valloc(LEN);
+    rsm_memseg_id_t id = next_id();
+    rsmapi_controller_handle_t c;
+    rsm_memseg_export_handle_t seg;
+    CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_create(c, &seg, buf, LEN, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char arg[16];
+        snprintf(arg, sizeof arg, "%u", id);
+        execl("/proc/self/exe", "share", "--tight-importer", arg, (char *)NULL);
+        _exit(127);
+    }
+    check_child(pid, "connect under RLIMIT_AS");
+    CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
+    CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
+    free(buf);
+}
+#endif
+
+int main(int argc, char **argv)
+{
+#ifndef __SANITIZE_ADDRESS__
+    if (argc == 3 && strcmp(argv[1], "--tight-importer") == 0)
+        return tight_importer((rsm_memseg_id_t)strtoul(argv[2], NULL, 10));
+#endif
+    (void)argc;
+    (void)argv;
     char fabric[64];
     snprintf(fabric, sizeof fabric, "ctest-share-%d", (int)getpid());
     setenv("RSM_FABRIC", fabric, 1);
@@ -361,5 +418,8 @@ int main(void)
     importer_death(1);
     forked_child_lets_go();
     refused_memory();
+#ifndef __SANITIZE_ADDRESS__ /* ASan reserves terabytes: RLIMIT_AS cannot apply */
+    connect_without_memory();
+#endif
     return report("share");
 }

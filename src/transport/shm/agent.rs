@@ -24,6 +24,31 @@ pub const MAX_PENDING: usize = 64;
 /// How long a client may take to send its request.
 pub const PENDING_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The agent's stack: an epoll loop needs little.
+const AGENT_STACK: usize = 256 * 1024;
+
+/// Why the agent thread could not start. glibc reports a stack it could not
+/// map as `EAGAIN`, like a task limit; a probe mapping tells them apart.
+fn spawn_error() -> RsmError {
+    // SAFETY: an inaccessible, unreserved anonymous mapping, unmapped at once.
+    let probe = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            AGENT_STACK + 4096,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if probe == libc::MAP_FAILED {
+        return RsmError::InsufficientMem;
+    }
+    // SAFETY: the probe mapping made just above.
+    unsafe { libc::munmap(probe, AGENT_STACK + 4096) };
+    RsmError::InsufficientResources
+}
+
 /// What a registered descriptor is.
 pub enum Handler {
     /// A published segment's listening socket.
@@ -69,8 +94,9 @@ pub fn agent() -> RsmResult<Arc<Agent>> {
     let runner = Arc::clone(&agent);
     std::thread::Builder::new()
         .name("rsm-agent".into())
+        .stack_size(AGENT_STACK)
         .spawn(move || runner.run())
-        .map_err(|_| RsmError::InsufficientResources)?;
+        .map_err(|_| spawn_error())?;
     *slot = Some((pid, Arc::clone(&agent)));
     Ok(agent)
 }
