@@ -263,6 +263,24 @@ int (*p_import_map)(rsm_memseg_import_handle_t, void **, rsm_attribute_t, rsm_pe
 int (*p_import_unmap)(rsm_memseg_import_handle_t) = rsm_memseg_import_unmap;
 int (*p_get_pollfd)(void *, struct pollfd *) = rsm_memseg_get_pollfd;
 int (*p_release_pollfd)(void *) = rsm_memseg_release_pollfd;
+int (*p_get)(rsm_memseg_import_handle_t, off_t, void *, size_t) = rsm_memseg_import_get;
+int (*p_get8)(rsm_memseg_import_handle_t, off_t, uint8_t *, ulong_t) = rsm_memseg_import_get8;
+int (*p_get16)(rsm_memseg_import_handle_t, off_t, uint16_t *, ulong_t) = rsm_memseg_import_get16;
+int (*p_get32)(rsm_memseg_import_handle_t, off_t, uint32_t *, ulong_t) = rsm_memseg_import_get32;
+int (*p_get64)(rsm_memseg_import_handle_t, off_t, uint64_t *, ulong_t) = rsm_memseg_import_get64;
+int (*p_put)(rsm_memseg_import_handle_t, off_t, void *, size_t) = rsm_memseg_import_put;
+int (*p_put8)(rsm_memseg_import_handle_t, off_t, uint8_t *, ulong_t) = rsm_memseg_import_put8;
+int (*p_put16)(rsm_memseg_import_handle_t, off_t, uint16_t *, ulong_t) = rsm_memseg_import_put16;
+int (*p_put32)(rsm_memseg_import_handle_t, off_t, uint32_t *, ulong_t) = rsm_memseg_import_put32;
+int (*p_put64)(rsm_memseg_import_handle_t, off_t, uint64_t *, ulong_t) = rsm_memseg_import_put64;
+int (*p_init_barrier)(rsm_memseg_import_handle_t, rsm_barrier_type_t, rsmapi_barrier_t *) =
+    rsm_memseg_import_init_barrier;
+int (*p_open_barrier)(rsmapi_barrier_t *) = rsm_memseg_import_open_barrier;
+int (*p_order_barrier)(rsmapi_barrier_t *) = rsm_memseg_import_order_barrier;
+int (*p_close_barrier)(rsmapi_barrier_t *) = rsm_memseg_import_close_barrier;
+int (*p_destroy_barrier)(rsmapi_barrier_t *) = rsm_memseg_import_destroy_barrier;
+int (*p_get_mode)(rsm_memseg_import_handle_t, rsm_barrier_mode_t *) = rsm_memseg_import_get_mode;
+int (*p_set_mode)(rsm_memseg_import_handle_t, rsm_barrier_mode_t) = rsm_memseg_import_set_mode;
 
 /* A translation unit must not be empty, and the pointers must be used. */
 int layout_ok(void);
@@ -273,5 +291,9 @@ int layout_ok(void)
            p_get_segmentid_range != 0 && p_export_create != 0 && p_export_destroy != 0 &&
            p_export_rebind != 0 && p_export_publish != 0 && p_export_unpublish != 0 &&
            p_export_republish != 0 && p_import_connect != 0 && p_import_disconnect != 0 &&
-           p_import_map != 0 && p_import_unmap != 0 && p_get_pollfd != 0 && p_release_pollfd != 0;
+           p_import_map != 0 && p_import_unmap != 0 && p_get_pollfd != 0 && p_release_pollfd != 0 &&
+           p_get != 0 && p_get8 != 0 && p_get16 != 0 && p_get32 != 0 && p_get64 != 0 && p_put != 0 &&
+           p_put8 != 0 && p_put16 != 0 && p_put32 != 0 && p_put64 != 0 && p_init_barrier != 0 &&
+           p_open_barrier != 0 && p_order_barrier != 0 && p_close_barrier != 0 &&
+           p_destroy_barrier != 0 && p_get_mode != 0 && p_set_mode != 0;
 }

@@ -61,6 +61,22 @@ typedef struct rsm_topology rsm_topology_t;
 extern "C" {
 #endif // __cplusplus
 
+int rsm_memseg_import_init_barrier(rsm_memseg_import_handle_t im_memseg,
+                                   rsm_barrier_type_t type,
+                                   rsmapi_barrier_t *barrier);
+
+int rsm_memseg_import_open_barrier(rsmapi_barrier_t *barrier);
+
+int rsm_memseg_import_order_barrier(rsmapi_barrier_t *barrier);
+
+int rsm_memseg_import_close_barrier(rsmapi_barrier_t *barrier);
+
+int rsm_memseg_import_destroy_barrier(rsmapi_barrier_t *barrier);
+
+int rsm_memseg_import_get_mode(rsm_memseg_import_handle_t im_memseg, rsm_barrier_mode_t *mode);
+
+int rsm_memseg_import_set_mode(rsm_memseg_import_handle_t im_memseg, rsm_barrier_mode_t mode);
+
 int rsm_get_controller(char *name, rsmapi_controller_handle_t *controller);
 
 int rsm_get_controller_attr(rsmapi_controller_handle_t chdl, rsmapi_controller_attr_t *attr);
@@ -94,6 +110,56 @@ int rsm_memseg_export_republish(rsm_memseg_export_handle_t memseg,
                                 uint_t access_list_length);
 
 int rsm_memseg_export_unpublish(rsm_memseg_export_handle_t memseg);
+
+int rsm_memseg_import_get(rsm_memseg_import_handle_t im_memseg,
+                          off_t offset,
+                          void *dst_addr,
+                          size_t length);
+
+int rsm_memseg_import_get8(rsm_memseg_import_handle_t im_memseg,
+                           off_t offset,
+                           uint8_t *datap,
+                           ulong_t rep_cnt);
+
+int rsm_memseg_import_get16(rsm_memseg_import_handle_t im_memseg,
+                            off_t offset,
+                            uint16_t *datap,
+                            ulong_t rep_cnt);
+
+int rsm_memseg_import_get32(rsm_memseg_import_handle_t im_memseg,
+                            off_t offset,
+                            uint32_t *datap,
+                            ulong_t rep_cnt);
+
+int rsm_memseg_import_get64(rsm_memseg_import_handle_t im_memseg,
+                            off_t offset,
+                            uint64_t *datap,
+                            ulong_t rep_cnt);
+
+int rsm_memseg_import_put(rsm_memseg_import_handle_t im_memseg,
+                          off_t offset,
+                          void *src_addr,
+                          size_t length);
+
+int rsm_memseg_import_put8(rsm_memseg_import_handle_t im_memseg,
+                           off_t offset,
+                           uint8_t *datap,
+                           ulong_t rep_cnt);
+
+int rsm_memseg_import_put16(rsm_memseg_import_handle_t im_memseg,
+                            off_t offset,
+                            uint16_t *datap,
+                            ulong_t rep_cnt);
+
+int rsm_memseg_import_put32(rsm_memseg_import_handle_t im_memseg,
+                            off_t offset,
+                            uint32_t *datap,
+                            ulong_t rep_cnt);
+
+int rsm_memseg_import_put64(rsm_memseg_import_handle_t im_memseg,
+                            off_t offset,
+                            uint64_t *datap,
+                            ulong_t rep_cnt);
 
 int rsm_memseg_import_connect(rsmapi_controller_handle_t controller,
                               rsm_node_id_t node_id,

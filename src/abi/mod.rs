@@ -9,9 +9,11 @@
 //! expand macros. `make test` checks that the exported symbols are exactly
 //! the implemented `rsm_*` functions.
 
+pub mod barrier;
 pub mod controller;
 pub mod event;
 pub mod export;
+pub mod getput;
 pub mod import;
 pub mod segmentid;
 pub mod topology;

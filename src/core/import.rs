@@ -5,10 +5,10 @@ use crate::core::controller;
 use crate::core::permission::{PERM_READ, PERM_WRITE};
 use crate::core::pollfd::PollfdRefs;
 use crate::error::{RsmError, RsmResult};
-use crate::handles::{HandleTable, Kind};
+use crate::handles::{Guard, HandleTable, Kind};
 use crate::transport::ImportPort;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 /// How the segment is mapped.
@@ -25,11 +25,22 @@ struct State {
     pollfd_refs: PollfdRefs,
 }
 
+/// `RSM_BARRIER_MODE_EXPLICIT`.
+pub const MODE_EXPLICIT: u32 = 0;
+/// `RSM_BARRIER_MODE_IMPLICIT`, the mode after connect.
+pub const MODE_IMPLICIT: u32 = 1;
+
 /// An import segment.
 pub struct ImportSegment {
     /// Requested at connect.
     pub perm: u32,
     port: Box<dyn ImportPort>,
+    /// The library's mapping of the whole segment for get/put.
+    data: Option<(usize, usize)>,
+    /// `MODE_EXPLICIT` or `MODE_IMPLICIT`.
+    mode: AtomicU32,
+    /// Identity (address) of the current barrier; 0 for none.
+    barrier: AtomicUsize,
     state: Mutex<State>,
 }
 
@@ -58,8 +69,12 @@ pub fn connect(ctrl: usize, node: u32, segid: u32, perm: u32) -> RsmResult<usize
     let port = controller
         .transport
         .connect(controller.local_node, node, segid, perm)?;
+    let data = port.data();
     let segment = ImportSegment {
         perm,
+        data,
+        mode: AtomicU32::new(MODE_IMPLICIT),
+        barrier: AtomicUsize::new(0),
         port,
         state: Mutex::new(State {
             mapped: None,
@@ -168,4 +183,124 @@ pub fn release_pollfd(handle: usize) -> RsmResult<()> {
     let mut state = seg.state.lock();
     state.pollfd_refs.release();
     Ok(())
+}
+
+/// The segment behind `handle`, borrowed from the table: no reference
+/// count of its own on the data path.
+fn borrow(handle: usize) -> RsmResult<Guard<'static, Arc<ImportSegment>>> {
+    IMPORTS.get(handle, RsmError::BadSegHndl)
+}
+
+/// An element get/put moves: one native load or store each for 2, 4 and 8
+/// bytes, so a concurrent reader never sees half of a value.
+pub trait Word: Copy + Default + 'static {}
+impl Word for u8 {}
+impl Word for u16 {}
+impl Word for u32 {}
+impl Word for u64 {}
+
+/// Where `[offset, offset + bytes)` is in the data mapping, after the
+/// direction, bounds and barrier checks of spec 4.6 (steps 7-9).
+fn prepare(seg: &ImportSegment, offset: i64, bytes: usize, need: u32) -> RsmResult<usize> {
+    if seg.perm & need == 0 {
+        return Err(RsmError::PermDenied);
+    }
+    let (base, size) = seg.data.ok_or(RsmError::PermDenied)?;
+    let offset = usize::try_from(offset).map_err(|_| RsmError::BadOffset)?;
+    if offset.checked_add(bytes).is_none_or(|end| end > size) {
+        return Err(RsmError::BadOffset);
+    }
+    if seg.mode.load(Ordering::Relaxed) == MODE_IMPLICIT && seg.barrier.load(Ordering::Relaxed) == 0
+    {
+        return Err(RsmError::BarrierUninitialized);
+    }
+    Ok(base + offset)
+}
+
+/// The end of an implicit-mode access: a full fence (the barrier's close)
+/// and the generation check (spec 4.6 "Transfer").
+fn finish(seg: &ImportSegment) -> RsmResult<()> {
+    if seg.mode.load(Ordering::Relaxed) == MODE_IMPLICIT {
+        fence(Ordering::SeqCst);
+        if seg.port.generation() != 0 {
+            return Err(RsmError::ConnAborted);
+        }
+    }
+    Ok(())
+}
+
+/// `rsm_memseg_import_get*`: copies from the segment at `offset` into `dst`.
+pub fn get<T: Word>(handle: usize, offset: i64, dst: &mut [T]) -> RsmResult<()> {
+    let seg = borrow(handle)?;
+    let bytes = std::mem::size_of_val(dst);
+    let src = prepare(&seg, offset, bytes, PERM_READ)? as *const T;
+    if std::mem::size_of::<T>() == 1 {
+        // SAFETY: `src` is inside the data mapping, which stays mapped while
+        // the guard holds the segment (on anonymous memory after a forced
+        // disconnect); `dst` is the caller's buffer of `bytes` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.cast::<u8>(), dst.as_mut_ptr().cast::<u8>(), bytes)
+        };
+    } else {
+        for (i, d) in dst.iter_mut().enumerate() {
+            // SAFETY: as above; `src` is aligned to T (checked by the ABI).
+            *d = unsafe { std::ptr::read_volatile(src.add(i)) };
+        }
+    }
+    finish(&seg)
+}
+
+/// `rsm_memseg_import_put*`: copies `src` into the segment at `offset`.
+pub fn put<T: Word>(handle: usize, offset: i64, src: &[T]) -> RsmResult<()> {
+    let seg = borrow(handle)?;
+    let bytes = std::mem::size_of_val(src);
+    let dst = prepare(&seg, offset, bytes, PERM_WRITE)? as *mut T;
+    if std::mem::size_of::<T>() == 1 {
+        // SAFETY: as in get, in the other direction; the mapping is
+        // writable because the import was granted write.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr().cast::<u8>(), dst.cast::<u8>(), bytes)
+        };
+    } else {
+        for (i, s) in src.iter().enumerate() {
+            // SAFETY: as above; `dst` is aligned to T (checked by the ABI).
+            unsafe { std::ptr::write_volatile(dst.add(i), *s) };
+        }
+    }
+    finish(&seg)
+}
+
+/// `rsm_memseg_import_get_mode`.
+pub fn get_mode(handle: usize) -> RsmResult<u32> {
+    Ok(borrow(handle)?.mode.load(Ordering::Relaxed))
+}
+
+/// `rsm_memseg_import_set_mode`: `RSMERR_BAD_MODE` for other values.
+pub fn set_mode(handle: usize, mode: i32) -> RsmResult<()> {
+    let seg = borrow(handle)?;
+    let mode = match mode {
+        0 => MODE_EXPLICIT,
+        1 => MODE_IMPLICIT,
+        _ => return Err(RsmError::BadMode),
+    };
+    seg.mode.store(mode, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Makes the barrier identified by `barrier` (its address) the segment's
+/// current one, used by implicit mode.
+pub fn attach_barrier(handle: usize, barrier: usize) -> RsmResult<()> {
+    borrow(handle)?.barrier.store(barrier, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Clears the segment's current barrier, whichever it was (spec 4.8).
+pub fn detach_barrier(handle: usize) -> RsmResult<()> {
+    borrow(handle)?.barrier.store(0, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The segment's forced-disconnect generation.
+pub fn generation(handle: usize) -> RsmResult<u32> {
+    Ok(borrow(handle)?.port.generation())
 }

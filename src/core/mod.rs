@@ -2,6 +2,7 @@
 //! what touches the OS is behind [`crate::transport::Transport`] or in
 //! [`crate::config`].
 
+pub mod barrier;
 pub mod controller;
 pub mod export;
 pub mod import;

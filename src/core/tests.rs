@@ -119,6 +119,12 @@ impl ImportPort for FakeImport {
     fn aborted(&self) -> bool {
         self.aborted.load(Ordering::Relaxed)
     }
+    fn data(&self) -> Option<(usize, usize)> {
+        None
+    }
+    fn generation(&self) -> u32 {
+        u32::from(self.aborted())
+    }
     fn pollfd(&self) -> RawFd {
         8
     }

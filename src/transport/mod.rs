@@ -122,6 +122,13 @@ pub trait ImportPort: Send + Sync {
     fn unmap(&self) -> RsmResult<()>;
     /// Whether the exporter unpublished, destroyed or died.
     fn aborted(&self) -> bool;
+    /// The library's own mapping of the whole segment for get/put, with the
+    /// granted protection: `(address, segment length)`; `None` without
+    /// rights. Stays mapped (on anonymous memory after a forced
+    /// disconnect) for as long as the port lives.
+    fn data(&self) -> Option<(usize, usize)>;
+    /// Counts forced disconnects: 0 at connect.
+    fn generation(&self) -> u32;
     /// The descriptor `rsm_memseg_get_pollfd` hands out.
     fn pollfd(&self) -> RawFd;
 }

@@ -204,6 +204,11 @@ typedef char *caddr_t;
 
 #define RSM_MAX_SGIOREQS 16
 
+typedef enum rsm_barrier_mode_t {
+    RSM_BARRIER_MODE_EXPLICIT = 0,
+    RSM_BARRIER_MODE_IMPLICIT = 1,
+} rsm_barrier_mode_t;
+
 typedef enum rsm_access_size_t {
     RSM_DAS8 = 1,
     RSM_DAS16 = 2,
@@ -218,14 +223,11 @@ typedef enum rsm_barrier_type_t {
     RSM_BARRIER_NODE_THREAD = 18,
 } rsm_barrier_type_t;
 
-typedef enum rsm_barrier_mode_t {
-    RSM_BARRIER_MODE_EXPLICIT = 0,
-    RSM_BARRIER_MODE_IMPLICIT = 1,
-} rsm_barrier_mode_t;
-
 typedef struct __rsm_memseg_export_handle __rsm_memseg_export_handle;
 
 typedef struct __rsm_memseg_import_handle __rsm_memseg_import_handle;
+
+typedef struct __rsm_memseg_import_handle *rsm_memseg_import_handle_t;
 
 typedef struct __rsm_memseg_export_handle *rsm_memseg_export_handle_t;
 
@@ -235,13 +237,11 @@ typedef int64_t offset_t;
 
 typedef uint32_t rsm_memseg_id_t;
 
+typedef unsigned long ulong_t;
+
 typedef uint32_t rsm_node_id_t;
 
 typedef uint32_t rsm_permission_t;
-
-typedef struct __rsm_memseg_import_handle *rsm_memseg_import_handle_t;
-
-typedef unsigned long ulong_t;
 
 typedef unsigned char uchar_t;
 

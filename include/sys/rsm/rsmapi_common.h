@@ -13,6 +13,12 @@ typedef struct __rsm_localmemory_handle __rsm_localmemory_handle;
 
 typedef struct __rsmapi_controller_handle __rsmapi_controller_handle;
 
+typedef struct rsmapi_barrier_t {
+    void *seg;
+    uint16_t gnum;
+    void *privdata;
+} rsmapi_barrier_t;
+
 typedef struct __rsmapi_controller_handle *rsmapi_controller_handle_t;
 
 typedef struct rsmapi_controller_attr_t {
@@ -33,12 +39,6 @@ typedef struct rsmapi_access_entry_t {
 } rsmapi_access_entry_t;
 
 typedef struct __rsm_localmemory_handle *rsm_localmemory_handle_t;
-
-typedef struct rsmapi_barrier_t {
-    void *seg;
-    uint16_t gnum;
-    void *privdata;
-} rsmapi_barrier_t;
 
 typedef union rsm_iovec_local_t {
     rsm_localmemory_handle_t handle;

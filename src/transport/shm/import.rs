@@ -17,7 +17,7 @@ use nix::sys::socket::{
 use parking_lot::Mutex;
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -38,8 +38,51 @@ pub struct ShmImport {
     size: usize,
     rights: u32,
     aborted: AtomicBool,
+    /// Bumped on a forced disconnect, after the mappings are re-pointed.
+    generation: AtomicU32,
+    /// The library's own whole-segment mapping for get/put (DESIGN.md 5.5),
+    /// with the granted protection; lives as long as this import.
+    data: Option<Mapping>,
     state: Mutex<State>,
     events: OwnedFd,
+}
+
+impl Drop for ShmImport {
+    fn drop(&mut self) {
+        if let Some(m) = self.data.as_ref() {
+            // SAFETY: our own mapping; no reference to it outlives `self`.
+            unsafe { libc::munmap(m.addr as *mut _, m.len) };
+        }
+    }
+}
+
+/// Replaces `[addr, addr + len)` with private zero pages: loads and stores
+/// keep working, nothing reaches the exporter any more.
+fn trash(m: &Mapping) {
+    // SAFETY: MAP_FIXED over a mapping of ours that the caller keeps from
+    // being unmapped concurrently.
+    unsafe {
+        libc::mmap(
+            m.addr as *mut _,
+            m.len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+}
+
+/// `PROT_*` for `RSM_PERM_*` bits.
+fn prot_of(perm: u32) -> i32 {
+    let mut prot = libc::PROT_NONE;
+    if perm & PERM_READ != 0 {
+        prot |= libc::PROT_READ;
+    }
+    if perm & PERM_WRITE != 0 {
+        prot |= libc::PROT_WRITE;
+    }
+    prot
 }
 
 /// The `ImportPort` handed to core; dropping it disconnects.
@@ -204,12 +247,40 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
     if reply.rights != 0 && memfd.is_none() {
         return fail(RsmError::InternalError);
     }
+    let data = match memfd.as_ref() {
+        Some(fd) if size > 0 => {
+            let len = page_round(size);
+            // SAFETY: a fresh shared mapping of the segment descriptor,
+            // where the kernel chooses; the protection is what was granted.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    prot_of(reply.rights),
+                    libc::MAP_SHARED,
+                    fd.as_raw_fd(),
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                return fail(RsmError::from_alloc_errno(e));
+            }
+            Some(Mapping {
+                addr: p as usize,
+                len,
+            })
+        }
+        _ => None,
+    };
     let import = Arc::new(ShmImport {
         sock,
         token: OnceLock::new(),
         size,
         rights: reply.rights,
         aborted: AtomicBool::new(false),
+        generation: AtomicU32::new(0),
+        data,
         state: Mutex::new(State {
             memfd,
             mapping: None,
@@ -237,22 +308,17 @@ impl ShmImport {
         agent.unregister(token, self.sock.as_fd());
         let mut state = self.state.lock();
         self.aborted.store(true, Ordering::Release);
+        // The state lock keeps the program's own unmap out; the data
+        // mapping lives as long as `self`.
         if let Some(m) = state.mapping.as_ref() {
-            // Atomically replace the segment pages with private zero pages
-            // of the same protection: loads and stores keep working.
-            // SAFETY: MAP_FIXED over our own mapping of the segment, which
-            // the state lock keeps from being unmapped concurrently.
-            unsafe {
-                libc::mmap(
-                    m.addr as *mut _,
-                    m.len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
-                    -1,
-                    0,
-                )
-            };
+            trash(m);
         }
+        if let Some(m) = self.data.as_ref() {
+            trash(m);
+        }
+        // After the re-pointing: a get/put that may have touched the trash
+        // sees the new generation when it checks (spec 5.2).
+        self.generation.fetch_add(1, Ordering::AcqRel);
         state.memfd = None; // let the exporter's memory go
     }
 }
@@ -277,13 +343,7 @@ impl ImportPort for ShmImportPort {
         let Some(memfd) = state.memfd.as_ref() else {
             return Err(RsmError::BadPerms);
         };
-        let mut prot = 0;
-        if perm & PERM_READ != 0 {
-            prot |= libc::PROT_READ;
-        }
-        if perm & PERM_WRITE != 0 {
-            prot |= libc::PROT_WRITE;
-        }
+        let prot = prot_of(perm);
         let len = page_round(len);
         let flags = libc::MAP_SHARED | if fixed.is_some() { libc::MAP_FIXED } else { 0 };
         // SAFETY: maps our segment descriptor; with MAP_FIXED the caller
@@ -325,6 +385,14 @@ impl ImportPort for ShmImportPort {
 
     fn aborted(&self) -> bool {
         self.0.aborted.load(Ordering::Acquire)
+    }
+
+    fn data(&self) -> Option<(usize, usize)> {
+        self.0.data.as_ref().map(|m| (m.addr, self.0.size))
+    }
+
+    fn generation(&self) -> u32 {
+        self.0.generation.load(Ordering::Acquire)
     }
 
     fn pollfd(&self) -> RawFd {

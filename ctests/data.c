@@ -1,0 +1,299 @@
+/*
+ * The data path (spec 4.6, 4.8): get/put with the checks in Solaris' order,
+ * barriers and barrier modes, forced-disconnect detection, and native-width
+ * single loads and stores (no torn values under a concurrent writer).
+ */
+#define _GNU_SOURCE
+#include <rsmapi.h>
+#include <stdint.h>
+#include "common.h"
+
+#define LEN (4 * 4096)
+
+static rsm_memseg_id_t next_id(void)
+{
+    static unsigned k;
+    return 0x400000 + (rsm_memseg_id_t)(getpid() % 100000) * 16 + k++;
+}
+
+/* An exporter child: fills its segment with 'e', then obeys one-byte
+ * commands: 'u' unpublish, 'd' destroy, 'x' exit; end of file: exit. */
+struct exporter {
+    pid_t pid;
+    int cmd, ack;
+    rsm_memseg_id_t id;
+};
+
+static struct exporter start_exporter(void)
+{
+    struct exporter e = {0, -1, -1, next_id()};
+    int cmd[2], ack[2];
+    CHECK(pipe(cmd) == 0 && pipe(ack) == 0);
+    e.pid = fork();
+    if (e.pid == 0) {
+        passed = failed = 0;
+        close(cmd[1]);
+        close(ack[0]);
+        char *buf = valloc(LEN);
+        memset(buf, 'e', LEN);
+        rsmapi_controller_handle_t c;
+        rsm_memseg_export_handle_t seg;
+        CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_create(c, &seg, buf, LEN, 0), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_publish(seg, &e.id, NULL, 0), RSM_SUCCESS);
+        char b = 'r';
+        CHECK(write(ack[1], &b, 1) == 1);
+        while (read(cmd[0], &b, 1) == 1) {
+            if (b == 'u') CHECK_RC(rsm_memseg_export_unpublish(seg), RSM_SUCCESS);
+            if (b == 'd') CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
+            if (b == 'x') break;
+            /* 'v': report what the importer stored at offset 64 */
+            if (b == 'v') b = buf[64];
+            CHECK(write(ack[1], &b, 1) == 1);
+        }
+        child_exit();
+    }
+    close(cmd[0]);
+    close(ack[1]);
+    e.cmd = cmd[1];
+    e.ack = ack[0];
+    char b = 0;
+    CHECK(read(e.ack, &b, 1) == 1 && b == 'r');
+    return e;
+}
+
+static char command(struct exporter *e, char c)
+{
+    char b = 0;
+    CHECK(write(e->cmd, &c, 1) == 1);
+    if (c != 'x') CHECK(read(e->ack, &b, 1) == 1);
+    return b;
+}
+
+static void stop_exporter(struct exporter *e)
+{
+    close(e->cmd);
+    close(e->ack);
+    check_child(e->pid, "exporter");
+}
+
+/* Waits, a bounded number of times, until implicit-mode gets report the
+ * forced disconnect (the importer's agent handles it asynchronously). */
+static int wait_aborted(rsm_memseg_import_handle_t im)
+{
+    uint8_t v;
+    int rc = RSM_SUCCESS;
+    for (int i = 0; i < 5000 && rc == RSM_SUCCESS; i++) {
+        rc = rsm_memseg_import_get8(im, 0, &v, 1);
+        if (rc == RSM_SUCCESS) usleep(1000);
+    }
+    return rc;
+}
+
+static void checks_in_order(rsmapi_controller_handle_t c)
+{
+    struct exporter e = start_exporter();
+    rsm_memseg_import_handle_t im, ro;
+    CHECK_RC(rsm_memseg_import_connect(c, 0, e.id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+    uint64_t words[4] = {0};
+    uint8_t *bytes = (uint8_t *)words;
+
+    /* Spec 4.6 steps 1-4, then the segment, direction, bounds, barrier. */
+    CHECK_RC(rsm_memseg_import_get8(NULL, 0, bytes, 1), RSMERR_BAD_SEG_HNDL);
+    CHECK_RC(rsm_memseg_import_get8(im, 0, NULL, 1), RSMERR_BAD_ADDR);
+    CHECK_RC(rsm_memseg_import_put16(im, 0, (uint16_t *)(bytes + 1), 1), RSMERR_BAD_MEM_ALIGNMENT);
+    CHECK_RC(rsm_memseg_import_get32(im, 2, (uint32_t *)words, 1), RSMERR_BAD_MEM_ALIGNMENT);
+    CHECK_RC(rsm_memseg_import_get64(im, 4, words, 1), RSMERR_BAD_MEM_ALIGNMENT);
+    CHECK_RC(rsm_memseg_import_get64((rsm_memseg_import_handle_t)words, 0, words, 1),
+             RSMERR_BAD_SEG_HNDL);
+    /* Implicit mode (the default) needs a barrier. */
+    rsm_barrier_mode_t mode = RSM_BARRIER_MODE_EXPLICIT;
+    CHECK_RC(rsm_memseg_import_get_mode(im, &mode), RSM_SUCCESS);
+    CHECK(mode == RSM_BARRIER_MODE_IMPLICIT);
+    CHECK_RC(rsm_memseg_import_get8(im, 0, bytes, 1), RSMERR_BARRIER_UNINITIALIZED);
+    rsmapi_barrier_t bar;
+    memset(&bar, 0, sizeof bar);
+    CHECK_RC(rsm_memseg_import_init_barrier(NULL, RSM_BARRIER_SEGMENT, &bar), RSMERR_BAD_SEG_HNDL);
+    CHECK_RC(rsm_memseg_import_init_barrier(im, RSM_BARRIER_SEGMENT, NULL), RSMERR_BAD_BARRIER_PTR);
+    CHECK_RC(rsm_memseg_import_init_barrier(im, RSM_BARRIER_SEGMENT,
+                                            (rsmapi_barrier_t *)0x40), RSMERR_BAD_BARRIER_PTR);
+    CHECK_RC(rsm_memseg_import_init_barrier(im, RSM_BARRIER_NODE, &bar), RSM_SUCCESS);
+    CHECK(bar.seg == (void *)im);
+    CHECK_RC(rsm_memseg_import_get8(im, 0, bytes, 1), RSM_SUCCESS);
+    CHECK(bytes[0] == 'e');
+    /* Bounds: the range must lie in the segment. */
+    CHECK_RC(rsm_memseg_import_get(im, LEN - 4, bytes, 8), RSMERR_BAD_OFFSET);
+    CHECK_RC(rsm_memseg_import_get(im, -8, bytes, 8), RSMERR_BAD_OFFSET);
+    CHECK_RC(rsm_memseg_import_put64(im, LEN, words, 1), RSMERR_BAD_OFFSET);
+    CHECK_RC(rsm_memseg_import_get(im, LEN - 8, bytes, 8), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_get(im, 0, bytes, 0), RSM_SUCCESS);
+
+    /* Data reaches the exporter's own memory. */
+    uint8_t mark = 'P';
+    CHECK_RC(rsm_memseg_import_put8(im, 64, &mark, 1), RSM_SUCCESS);
+    CHECK(command(&e, 'v') == 'P');
+    uint64_t in[3] = {0x1122334455667788ull, 0x99aabbccddeeff00ull, 42}, out[3] = {0};
+    CHECK_RC(rsm_memseg_import_put64(im, 128, in, 3), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_get64(im, 128, out, 3), RSM_SUCCESS);
+    CHECK(memcmp(in, out, sizeof in) == 0);
+    uint16_t h16[2] = {0xBEEF, 0xCAFE}, g16[2] = {0};
+    uint32_t h32[2] = {0xDEADBEEF, 7}, g32[2] = {0};
+    CHECK_RC(rsm_memseg_import_put16(im, 256, h16, 2), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_get16(im, 256, g16, 2), RSM_SUCCESS);
+    CHECK(g16[0] == 0xBEEF && g16[1] == 0xCAFE);
+    CHECK_RC(rsm_memseg_import_put32(im, 512, h32, 2), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_get32(im, 512, g32, 2), RSM_SUCCESS);
+    CHECK(g32[0] == 0xDEADBEEF && g32[1] == 7);
+
+    /* Deviation: an explicit map after get/put works (Solaris: ALREADY_MAPPED). */
+    char *a = NULL;
+    CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR, 0, LEN), RSM_SUCCESS);
+    CHECK(a && a[64] == 'P' && memcmp(a + 128, in, sizeof in) == 0);
+    CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
+
+    /* Deviation: a read-only importer's get works; its put is refused. */
+    CHECK_RC(rsm_memseg_import_connect(c, 0, e.id, RSM_PERM_READ, &ro), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_set_mode(ro, 7), RSMERR_BAD_MODE);
+    CHECK_RC(rsm_memseg_import_set_mode(NULL, RSM_BARRIER_MODE_EXPLICIT), RSMERR_BAD_SEG_HNDL);
+    CHECK_RC(rsm_memseg_import_set_mode(ro, RSM_BARRIER_MODE_EXPLICIT), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_get_mode(ro, &mode), RSM_SUCCESS);
+    CHECK(mode == RSM_BARRIER_MODE_EXPLICIT);
+    CHECK_RC(rsm_memseg_import_get_mode(ro, NULL), RSMERR_BAD_ADDR);
+    memset(out, 0, sizeof out);
+    CHECK_RC(rsm_memseg_import_get64(ro, 128, out, 3), RSM_SUCCESS);
+    CHECK(memcmp(in, out, sizeof in) == 0);
+    CHECK_RC(rsm_memseg_import_put8(ro, 64, &mark, 1), RSMERR_PERM_DENIED);
+    CHECK_RC(rsm_memseg_import_put(ro, 64, &mark, 1), RSMERR_PERM_DENIED);
+    CHECK_RC(rsm_memseg_import_disconnect(ro), RSM_SUCCESS);
+
+    /* Barriers: open state is tracked (Solaris never said NOT_OPENED). */
+    CHECK_RC(rsm_memseg_import_close_barrier(&bar), RSMERR_BARRIER_NOT_OPENED);
+    CHECK_RC(rsm_memseg_import_order_barrier(&bar), RSMERR_BARRIER_NOT_OPENED);
+    CHECK_RC(rsm_memseg_import_open_barrier(&bar), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_put8(im, 65, &mark, 1), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_order_barrier(&bar), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_close_barrier(&bar), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_close_barrier(&bar), RSMERR_BARRIER_NOT_OPENED);
+    CHECK_RC(rsm_memseg_import_open_barrier(NULL), RSMERR_BAD_BARRIER_PTR);
+    rsmapi_barrier_t never;
+    memset(&never, 0, sizeof never);
+    CHECK_RC(rsm_memseg_import_open_barrier(&never), RSMERR_BARRIER_UNINITIALIZED);
+    CHECK_RC(rsm_memseg_import_close_barrier(&never), RSMERR_BARRIER_UNINITIALIZED);
+    CHECK_RC(rsm_memseg_import_destroy_barrier(&never), RSMERR_BARRIER_UNINITIALIZED);
+    CHECK_RC(rsm_memseg_import_destroy_barrier(&bar), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_get8(im, 0, bytes, 1), RSMERR_BARRIER_UNINITIALIZED);
+    CHECK_RC(rsm_memseg_import_set_mode(im, RSM_BARRIER_MODE_EXPLICIT), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_get8(im, 0, bytes, 1), RSM_SUCCESS);
+
+    CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_get8(im, 0, bytes, 1), RSMERR_BAD_SEG_HNDL);
+    CHECK_RC(rsm_memseg_import_open_barrier(&bar), RSMERR_BAD_SEG_HNDL);
+    stop_exporter(&e);
+}
+
+/* A barrier opened before the exporter unpublishes, destroys or dies
+ * closes with RSMERR_CONN_ABORTED; implicit-mode get/put report it too;
+ * explicit-mode accesses go to private memory and never fault. */
+static void forced(rsmapi_controller_handle_t c, char how)
+{
+    struct exporter e = start_exporter();
+    rsm_memseg_import_handle_t im;
+    CHECK_RC(rsm_memseg_import_connect(c, 0, e.id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+    rsmapi_barrier_t bar;
+    CHECK_RC(rsm_memseg_import_init_barrier(im, RSM_BARRIER_SEGMENT, &bar), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_open_barrier(&bar), RSM_SUCCESS);
+    uint64_t v = 5;
+    CHECK_RC(rsm_memseg_import_put64(im, 0, &v, 1), RSM_SUCCESS);
+    if (how == 'k') {
+        kill(e.pid, SIGKILL);
+        waitpid(e.pid, NULL, 0);
+        close(e.cmd);
+        close(e.ack);
+    } else {
+        command(&e, how);
+    }
+    CHECK_RC(wait_aborted(im), RSMERR_CONN_ABORTED);
+    CHECK_RC(rsm_memseg_import_close_barrier(&bar), RSMERR_CONN_ABORTED);
+    CHECK_RC(rsm_memseg_import_put64(im, 8, &v, 1), RSMERR_CONN_ABORTED);
+    CHECK_RC(rsm_memseg_import_set_mode(im, RSM_BARRIER_MODE_EXPLICIT), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_put64(im, 8, &v, 1), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_get64(im, 8, &v, 1), RSM_SUCCESS);
+    /* A barrier opened after the abort sees no further change. */
+    CHECK_RC(rsm_memseg_import_open_barrier(&bar), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_close_barrier(&bar), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_destroy_barrier(&bar), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+    if (how != 'k') stop_exporter(&e);
+}
+
+/* A writer process alternates all-zero and all-one values; the reader
+ * must only ever see one or the other, for each width. */
+static void no_torn_values(rsmapi_controller_handle_t c)
+{
+    enum { ROUNDS = 200000 };
+    struct exporter e = start_exporter();
+    int go[2];
+    CHECK(pipe(go) == 0);
+    pid_t writer = fork();
+    if (writer == 0) {
+        passed = failed = 0;
+        close(go[0]);
+        rsm_memseg_import_handle_t w;
+        CHECK_RC(rsm_memseg_import_connect(c, 0, e.id, RSM_PERM_WRITE, &w), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_set_mode(w, RSM_BARRIER_MODE_EXPLICIT), RSM_SUCCESS);
+        CHECK(write(go[1], "g", 1) == 1);
+        for (int i = 0; i < 2 * ROUNDS; i++) {
+            uint64_t v64 = (i & 1) ? ~0ull : 0;
+            uint32_t v32 = (uint32_t)v64;
+            uint16_t v16 = (uint16_t)v64;
+            if (rsm_memseg_import_put64(w, 1024, &v64, 1) || rsm_memseg_import_put32(w, 2048, &v32, 1) ||
+                rsm_memseg_import_put16(w, 3072, &v16, 1)) {
+                failed++;
+                break;
+            }
+        }
+        CHECK_RC(rsm_memseg_import_disconnect(w), RSM_SUCCESS);
+        child_exit();
+    }
+    close(go[1]);
+    char b;
+    CHECK(read(go[0], &b, 1) == 1);
+    rsm_memseg_import_handle_t r;
+    CHECK_RC(rsm_memseg_import_connect(c, 0, e.id, RSM_PERM_READ, &r), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_set_mode(r, RSM_BARRIER_MODE_EXPLICIT), RSM_SUCCESS);
+    long torn = 0, ones = 0, errors = 0;
+    for (int i = 0; i < ROUNDS; i++) {
+        uint64_t v64;
+        uint32_t v32;
+        uint16_t v16;
+        errors += rsm_memseg_import_get64(r, 1024, &v64, 1) != 0;
+        errors += rsm_memseg_import_get32(r, 2048, &v32, 1) != 0;
+        errors += rsm_memseg_import_get16(r, 3072, &v16, 1) != 0;
+        torn += (v64 != 0 && v64 != ~0ull) + (v32 != 0 && v32 != ~0u) + (v16 != 0 && v16 != 0xFFFF);
+        ones += v64 == ~0ull;
+    }
+    printf("data: %d reads of 16/32/64-bit values under a concurrent writer: %ld torn, %ld all-ones\n",
+           ROUNDS, torn, ones);
+    CHECK(errors == 0);
+    CHECK(torn == 0);
+    CHECK_RC(rsm_memseg_import_disconnect(r), RSM_SUCCESS);
+    check_child(writer, "writer");
+    close(go[0]);
+    stop_exporter(&e);
+}
+
+int main(void)
+{
+    char fabric[64];
+    snprintf(fabric, sizeof fabric, "ctest-data-%d", (int)getpid());
+    setenv("RSM_FABRIC", fabric, 1);
+    rsmapi_controller_handle_t c;
+    CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+    checks_in_order(c);
+    forced(c, 'u');
+    forced(c, 'd');
+    forced(c, 'k');
+    no_torn_values(c);
+    CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
+    return report("data");
+}
