@@ -17,7 +17,7 @@ LINK      := -L$(LIBDIR) -lrsm -Wl,-rpath,$(abspath $(LIBDIR))
 CTESTS    := controller handles topology segmentid share leaks connect permissions hostile data
 RUST_SRC  := $(shell find src -name '*.rs') Cargo.toml build.rs
 
-.PHONY: all lib headers check-headers check-symbols layout ctests ctests-asan \
+.PHONY: all lib headers check-headers check-symbols layout ctests ctests-asan syscall-test \
         pkgconfig-test preload-test fmt-check clippy cargo-test test demo install clean
 
 all: lib
@@ -72,6 +72,15 @@ ctests-asan: $(addprefix $(BUILD)/asan/,$(CTESTS))
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/asan/$$t | sed 's/^/asan /'; \
 	done
 
+# The data path makes no system call: strace the main thread of 1,000,000
+# get/put pairs and 100,000 implicit-mode barriered puts (ctests/nosyscall.c).
+syscall-test: $(BUILD)/nosyscall
+	@strace -f -qq -o $(BUILD)/nosyscall.strace $(BUILD)/nosyscall 1000000
+	@main=$$(awk '/getppid\(\)/ {print $$1; exit}' $(BUILD)/nosyscall.strace); \
+	n=$$(awk -v p=$$main '$$1 == p && /getppid\(\)/ {on=1; next} $$1 == p && /getpgid\(/ {on=0} on && $$1 == p' $(BUILD)/nosyscall.strace | wc -l); \
+	echo "syscall-test: $$n system calls from the loop over 1,100,000 get/put calls"; \
+	test -n "$$main" && test "$$n" -eq 0 && echo "syscall-test: 1 passed, 0 failed"
+
 # Installs into a scratch prefix and builds a program with pkg-config alone.
 pkgconfig-test: lib
 	@rm -rf $(BUILD)/prefix && $(MAKE) --no-print-directory install PREFIX=$(abspath $(BUILD)/prefix) >/dev/null
@@ -100,7 +109,7 @@ clippy:
 cargo-test:
 	$(CARGO) test --workspace
 
-test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan pkgconfig-test preload-test
+test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan syscall-test pkgconfig-test preload-test
 	@echo "make test: all suites passed"
 
 # An exporter and two importers, separate processes, exchange data through
