@@ -18,7 +18,7 @@ CTESTS    := controller handles topology segmentid share leaks connect permissio
 RUST_SRC  := $(shell find src -name '*.rs') Cargo.toml build.rs
 
 .PHONY: all lib headers check-headers check-symbols layout ctests ctests-asan syscall-test \
-        pkgconfig-test preload-test fmt-check clippy cargo-test test demo install clean
+        pkgconfig-test preload-test fmt-check clippy cargo-test test demo install clean bench
 
 all: lib
 
@@ -99,6 +99,13 @@ preload-test: lib
 	$(CC) $(CFLAGS_T) ctests/preload/probe.c -o $(BUILD)/probe -L$(BUILD)/stub -lrsm -Wl,-rpath,$(abspath $(BUILD)/stub)
 	$(BUILD)/probe stub
 	LD_PRELOAD=$(abspath $(LIBDIR))/$(SONAME) $(BUILD)/probe real
+
+# Benchmarks (not part of make test): figures are ratios against baselines
+# measured in the same run; results land in bench/results/.
+bench: lib
+	@mkdir -p $(BUILD) bench/results
+	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude bench/databench.c -o $(BUILD)/databench $(LINK)
+	$(BUILD)/databench | tee bench/results/data.txt
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
