@@ -127,15 +127,18 @@ int main(void)
     const long n = 5000000;
     const char *names[] = {"raw store+fence", "raw load+fence", "put8 explicit", "get8 explicit",
                            "put8 implicit", "get8 implicit"};
-    double ns[6];
-    for (int op = 0; op < 6; op++) {
-        check(rsm_memseg_import_set_mode(im, op >= 4 ? RSM_BARRIER_MODE_IMPLICIT : RSM_BARRIER_MODE_EXPLICIT),
-              "set_mode");
-        double v[RUNS];
-        per_call(op, n / 10); /* warm up */
-        for (int r = 0; r < RUNS; r++) v[r] = per_call(op, n);
-        ns[op] = median(v);
+    double ns[6], v[6][RUNS];
+    for (int r = 0; r <= RUNS; r++) {
+        for (int op = 0; op < 6; op++) {
+            int implicit = op >= 4;
+            check(rsm_memseg_import_set_mode(im, implicit ? RSM_BARRIER_MODE_IMPLICIT
+                                                          : RSM_BARRIER_MODE_EXPLICIT),
+                  "set_mode");
+            double t = per_call(op, r == 0 ? n / 10 : n); /* run 0 warms up */
+            if (r > 0) v[op][r - 1] = t;
+        }
     }
+    for (int op = 0; op < 6; op++) ns[op] = median(v[op]);
     FILE *csv = fopen("bench/results/data.csv", "w");
     if (csv) fprintf(csv, "experiment,size,ours,baseline,ratio\n");
     printf("Per-call cost (median of %d runs of %ld calls), ns per call; ratio = ours / raw\n", RUNS, n);
@@ -152,13 +155,13 @@ int main(void)
     printf("\nBulk bandwidth (median of %d runs), GB/s; ratio = ours / memcpy into the same mapping\n", RUNS);
     printf("  %-9s %9s %9s %7s   %9s %9s %7s\n", "size", "put", "memcpy", "ratio", "get", "memcpy", "ratio");
     for (size_t size = 64; size <= SEG; size *= 4) {
-        double g[4];
-        for (int op = 0; op < 4; op++) {
-            double v[RUNS];
-            bandwidth(op, size);
-            for (int r = 0; r < RUNS; r++) v[r] = bandwidth(op, size);
-            g[op] = median(v);
-        }
+        /* Baseline and ours alternate within each run, so drift in the
+         * machine's state (other tenants, page cache) hits both alike. */
+        double g[4], v[4][RUNS];
+        for (int op = 0; op < 4; op++) bandwidth(op, size);
+        for (int r = 0; r < RUNS; r++)
+            for (int op = 0; op < 4; op++) v[op][r] = bandwidth(op, size);
+        for (int op = 0; op < 4; op++) g[op] = median(v[op]);
         char label[16];
         if (size >= (1u << 20)) snprintf(label, sizeof label, "%zu MiB", size >> 20);
         else if (size >= 1024) snprintf(label, sizeof label, "%zu KiB", size >> 10);

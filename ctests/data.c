@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <rsmapi.h>
+#include <pthread.h>
 #include <stdint.h>
 #include "common.h"
 
@@ -282,6 +283,48 @@ static void no_torn_values(rsmapi_controller_handle_t c)
     stop_exporter(&e);
 }
 
+/* One thread puts in a loop while another disconnects the handle: no
+ * fault, and every call after the disconnect is RSMERR_BAD_SEG_HNDL. */
+static volatile int stop_putter;
+static volatile long puts_ok, puts_bad, puts_other;
+
+static void *putter(void *arg)
+{
+    rsm_memseg_import_handle_t h = (rsm_memseg_import_handle_t)arg;
+    uint64_t v = 0;
+    while (!stop_putter) {
+        int rc = rsm_memseg_import_put64(h, 8 * (v % 64), &v, 1);
+        if (rc == RSM_SUCCESS) puts_ok++;
+        else if (rc == RSMERR_BAD_SEG_HNDL) puts_bad++;
+        else puts_other++;
+        v++;
+    }
+    return NULL;
+}
+
+static void disconnect_under_load(rsmapi_controller_handle_t c)
+{
+    struct exporter e = start_exporter();
+    rsm_memseg_import_handle_t im;
+    CHECK_RC(rsm_memseg_import_connect(c, 0, e.id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_set_mode(im, RSM_BARRIER_MODE_EXPLICIT), RSM_SUCCESS);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, putter, im) == 0);
+    while (puts_ok < 100000) usleep(100);
+    CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+    long bad_before = puts_bad;
+    while (puts_bad < bad_before + 1000) usleep(100);
+    stop_putter = 1;
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(puts_other == 0);
+    printf("data: %ld puts before a concurrent disconnect, then %ld x RSMERR_BAD_SEG_HNDL\n",
+           puts_ok, puts_bad);
+    /* The exporter saw the importer leave, although the other thread
+     * touched the segment last: it can unpublish and destroy at once. */
+    command(&e, 'd');
+    stop_exporter(&e);
+}
+
 int main(void)
 {
     char fabric[64];
@@ -294,6 +337,7 @@ int main(void)
     forced(c, 'd');
     forced(c, 'k');
     no_torn_values(c);
+    disconnect_under_load(c);
     CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
     return report("data");
 }

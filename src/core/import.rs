@@ -5,10 +5,11 @@ use crate::core::controller;
 use crate::core::permission::{PERM_READ, PERM_WRITE};
 use crate::core::pollfd::PollfdRefs;
 use crate::error::{RsmError, RsmResult};
-use crate::handles::{Guard, HandleTable, Kind};
+use crate::handles::{HandleTable, Kind};
 use crate::transport::ImportPort;
 use parking_lot::Mutex;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 /// How the segment is mapped.
@@ -41,6 +42,8 @@ pub struct ImportSegment {
     mode: AtomicU32,
     /// Identity (address) of the current barrier; 0 for none.
     barrier: AtomicUsize,
+    /// Cleared by disconnect: per-thread caches must not use it any more.
+    live: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -75,6 +78,7 @@ pub fn connect(ctrl: usize, node: u32, segid: u32, perm: u32) -> RsmResult<usize
         data,
         mode: AtomicU32::new(MODE_IMPLICIT),
         barrier: AtomicUsize::new(0),
+        live: AtomicBool::new(true),
         port,
         state: Mutex::new(State {
             mapped: None,
@@ -105,6 +109,15 @@ pub fn disconnect(handle: usize) -> RsmResult<()> {
         return Err(RsmError::BadSegHndl);
     }
     LIVE.fetch_sub(1, Ordering::Relaxed);
+    // Other threads may hold the segment in their cache (see `with`):
+    // they stop using it, and the connection ends now, not when they let go.
+    seg.live.store(false, Ordering::Release);
+    seg.port.close();
+    LAST.with(|last| {
+        if last.borrow().as_ref().is_some_and(|(h, _)| *h == handle) {
+            *last.borrow_mut() = None;
+        }
+    });
     Ok(())
 }
 
@@ -185,10 +198,30 @@ pub fn release_pollfd(handle: usize) -> RsmResult<()> {
     Ok(())
 }
 
-/// The segment behind `handle`, borrowed from the table: no reference
-/// count of its own on the data path.
-fn borrow(handle: usize) -> RsmResult<Guard<'static, Arc<ImportSegment>>> {
-    IMPORTS.get(handle, RsmError::BadSegHndl)
+thread_local! {
+    /// The segment this thread used last, with its handle: the data path
+    /// finds it without touching the shared table (no atomic
+    /// read-modify-write per call).
+    static LAST: RefCell<Option<(usize, Arc<ImportSegment>)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the segment behind `handle`: from this thread's cache while
+/// that segment is live (a live segment's handle is unique: its table slot
+/// is taken), else from the table. The cached reference keeps the data
+/// mapping mapped, so a disconnect in another thread during `f` cannot
+/// make it fault (disconnect only re-points it at anonymous memory).
+fn with<R>(handle: usize, f: impl FnOnce(&ImportSegment) -> RsmResult<R>) -> RsmResult<R> {
+    LAST.with(|last| {
+        if let Some((h, seg)) = last.borrow().as_ref() {
+            if *h == handle && seg.live.load(Ordering::Acquire) {
+                return f(seg);
+            }
+        }
+        let seg = lookup(handle)?;
+        let result = f(&seg);
+        *last.borrow_mut() = Some((handle, seg));
+        result
+    })
 }
 
 /// An element get/put moves: one native load or store each for 2, 4 and 8
@@ -231,9 +264,12 @@ fn finish(seg: &ImportSegment) -> RsmResult<()> {
 
 /// `rsm_memseg_import_get*`: copies from the segment at `offset` into `dst`.
 pub fn get<T: Word>(handle: usize, offset: i64, dst: &mut [T]) -> RsmResult<()> {
-    let seg = borrow(handle)?;
+    with(handle, |seg| get_in(seg, offset, dst))
+}
+
+fn get_in<T: Word>(seg: &ImportSegment, offset: i64, dst: &mut [T]) -> RsmResult<()> {
     let bytes = std::mem::size_of_val(dst);
-    let src = prepare(&seg, offset, bytes, PERM_READ)? as *const T;
+    let src = prepare(seg, offset, bytes, PERM_READ)? as *const T;
     if std::mem::size_of::<T>() == 1 {
         // SAFETY: `src` is inside the data mapping, which stays mapped while
         // the guard holds the segment (on anonymous memory after a forced
@@ -247,14 +283,17 @@ pub fn get<T: Word>(handle: usize, offset: i64, dst: &mut [T]) -> RsmResult<()> 
             *d = unsafe { std::ptr::read_volatile(src.add(i)) };
         }
     }
-    finish(&seg)
+    finish(seg)
 }
 
 /// `rsm_memseg_import_put*`: copies `src` into the segment at `offset`.
 pub fn put<T: Word>(handle: usize, offset: i64, src: &[T]) -> RsmResult<()> {
-    let seg = borrow(handle)?;
+    with(handle, |seg| put_in(seg, offset, src))
+}
+
+fn put_in<T: Word>(seg: &ImportSegment, offset: i64, src: &[T]) -> RsmResult<()> {
     let bytes = std::mem::size_of_val(src);
-    let dst = prepare(&seg, offset, bytes, PERM_WRITE)? as *mut T;
+    let dst = prepare(seg, offset, bytes, PERM_WRITE)? as *mut T;
     if std::mem::size_of::<T>() == 1 {
         // SAFETY: as in get, in the other direction; the mapping is
         // writable because the import was granted write.
@@ -267,40 +306,45 @@ pub fn put<T: Word>(handle: usize, offset: i64, src: &[T]) -> RsmResult<()> {
             unsafe { std::ptr::write_volatile(dst.add(i), *s) };
         }
     }
-    finish(&seg)
+    finish(seg)
 }
 
 /// `rsm_memseg_import_get_mode`.
 pub fn get_mode(handle: usize) -> RsmResult<u32> {
-    Ok(borrow(handle)?.mode.load(Ordering::Relaxed))
+    with(handle, |seg| Ok(seg.mode.load(Ordering::Relaxed)))
 }
 
 /// `rsm_memseg_import_set_mode`: `RSMERR_BAD_MODE` for other values.
 pub fn set_mode(handle: usize, mode: i32) -> RsmResult<()> {
-    let seg = borrow(handle)?;
-    let mode = match mode {
-        0 => MODE_EXPLICIT,
-        1 => MODE_IMPLICIT,
-        _ => return Err(RsmError::BadMode),
-    };
-    seg.mode.store(mode, Ordering::Relaxed);
-    Ok(())
+    with(handle, |seg| {
+        let mode = match mode {
+            0 => MODE_EXPLICIT,
+            1 => MODE_IMPLICIT,
+            _ => return Err(RsmError::BadMode),
+        };
+        seg.mode.store(mode, Ordering::Relaxed);
+        Ok(())
+    })
 }
 
 /// Makes the barrier identified by `barrier` (its address) the segment's
 /// current one, used by implicit mode.
 pub fn attach_barrier(handle: usize, barrier: usize) -> RsmResult<()> {
-    borrow(handle)?.barrier.store(barrier, Ordering::Relaxed);
-    Ok(())
+    with(handle, |seg| {
+        seg.barrier.store(barrier, Ordering::Relaxed);
+        Ok(())
+    })
 }
 
 /// Clears the segment's current barrier, whichever it was (spec 4.8).
 pub fn detach_barrier(handle: usize) -> RsmResult<()> {
-    borrow(handle)?.barrier.store(0, Ordering::Relaxed);
-    Ok(())
+    with(handle, |seg| {
+        seg.barrier.store(0, Ordering::Relaxed);
+        Ok(())
+    })
 }
 
 /// The segment's forced-disconnect generation.
 pub fn generation(handle: usize) -> RsmResult<u32> {
-    Ok(borrow(handle)?.port.generation())
+    with(handle, |seg| Ok(seg.port.generation()))
 }

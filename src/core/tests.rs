@@ -125,6 +125,7 @@ impl ImportPort for FakeImport {
     fn generation(&self) -> u32 {
         u32::from(self.aborted())
     }
+    fn close(&self) {}
     fn pollfd(&self) -> RawFd {
         8
     }

@@ -129,6 +129,11 @@ pub trait ImportPort: Send + Sync {
     fn data(&self) -> Option<(usize, usize)>;
     /// Counts forced disconnects: 0 at connect.
     fn generation(&self) -> u32;
+    /// Ends the connection now (the exporter sees the importer leave and
+    /// the segment's memory is let go), leaving only the data mapping's
+    /// address range, on anonymous memory, until the port is dropped:
+    /// another thread may still be inside a get/put on it.
+    fn close(&self);
     /// The descriptor `rsm_memseg_get_pollfd` hands out.
     fn pollfd(&self) -> RawFd;
 }

@@ -101,6 +101,15 @@ pub fn agent() -> RsmResult<Arc<Agent>> {
     Ok(agent)
 }
 
+/// The agent of this process if it runs, without starting one (for
+/// teardown, which may happen at exit or in a forked child).
+pub fn running() -> Option<Arc<Agent>> {
+    let slot = AGENT.lock();
+    slot.as_ref()
+        .filter(|(owner, _)| *owner == std::process::id())
+        .map(|(_, a)| Arc::clone(a))
+}
+
 impl Agent {
     /// Watches `fd` for `handler`; returns the token to unregister it with.
     pub fn register(&self, fd: BorrowedFd<'_>, handler: Handler) -> RsmResult<u64> {

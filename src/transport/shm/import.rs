@@ -395,6 +395,23 @@ impl ImportPort for ShmImportPort {
         self.0.generation.load(Ordering::Acquire)
     }
 
+    fn close(&self) {
+        if let Some(&token) = self.0.token.get() {
+            if let Some(agent) = agent::running() {
+                agent.unregister(token, self.0.sock.as_fd());
+            }
+        }
+        let mut state = self.0.state.lock();
+        if let Some(m) = self.0.data.as_ref() {
+            trash(m);
+        }
+        state.memfd = None;
+        // The exporter's agent sees end of file at once, although the
+        // descriptor itself is closed only when the last reference goes.
+        // SAFETY: shutdown on our own socket.
+        unsafe { libc::shutdown(self.0.sock.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+
     fn pollfd(&self) -> RawFd {
         self.0.events.as_raw_fd()
     }
@@ -403,7 +420,7 @@ impl ImportPort for ShmImportPort {
 impl Drop for ShmImportPort {
     fn drop(&mut self) {
         if let Some(&token) = self.0.token.get() {
-            if let Ok(agent) = agent::agent() {
+            if let Some(agent) = agent::running() {
                 agent.unregister(token, self.0.sock.as_fd());
             }
         }
