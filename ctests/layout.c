@@ -281,6 +281,12 @@ int (*p_close_barrier)(rsmapi_barrier_t *) = rsm_memseg_import_close_barrier;
 int (*p_destroy_barrier)(rsmapi_barrier_t *) = rsm_memseg_import_destroy_barrier;
 int (*p_get_mode)(rsm_memseg_import_handle_t, rsm_barrier_mode_t *) = rsm_memseg_import_get_mode;
 int (*p_set_mode)(rsm_memseg_import_handle_t, rsm_barrier_mode_t) = rsm_memseg_import_set_mode;
+int (*p_putv)(rsm_scat_gath_t *) = rsm_memseg_import_putv;
+int (*p_getv)(rsm_scat_gath_t *) = rsm_memseg_import_getv;
+int (*p_create_localmem)(rsmapi_controller_handle_t, rsm_localmemory_handle_t *, caddr_t, size_t) =
+    rsm_create_localmemory_handle;
+int (*p_free_localmem)(rsmapi_controller_handle_t, rsm_localmemory_handle_t) =
+    rsm_free_localmemory_handle;
 
 /* A translation unit must not be empty, and the pointers must be used. */
 int layout_ok(void);
@@ -295,5 +301,6 @@ int layout_ok(void)
            p_get != 0 && p_get8 != 0 && p_get16 != 0 && p_get32 != 0 && p_get64 != 0 && p_put != 0 &&
            p_put8 != 0 && p_put16 != 0 && p_put32 != 0 && p_put64 != 0 && p_init_barrier != 0 &&
            p_open_barrier != 0 && p_order_barrier != 0 && p_close_barrier != 0 &&
-           p_destroy_barrier != 0 && p_get_mode != 0 && p_set_mode != 0;
+           p_destroy_barrier != 0 && p_get_mode != 0 && p_set_mode != 0 && p_putv != 0 &&
+           p_getv != 0 && p_create_localmem != 0 && p_free_localmem != 0;
 }

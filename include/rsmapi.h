@@ -178,6 +178,18 @@ int rsm_memseg_import_map(rsm_memseg_import_handle_t im_memseg,
 
 int rsm_memseg_import_unmap(rsm_memseg_import_handle_t im_memseg);
 
+int rsm_create_localmemory_handle(rsmapi_controller_handle_t handle,
+                                  rsm_localmemory_handle_t *l_handle,
+                                  caddr_t local_vaddr,
+                                  size_t length);
+
+int rsm_free_localmemory_handle(rsmapi_controller_handle_t handle,
+                                rsm_localmemory_handle_t l_handle);
+
+int rsm_memseg_import_putv(rsm_scat_gath_t *sg_io);
+
+int rsm_memseg_import_getv(rsm_scat_gath_t *sg_io);
+
 int rsm_get_segmentid_range(const char *appid, rsm_memseg_id_t *baseid, uint32_t *length);
 
 int rsm_get_interconnect_topology(rsm_topology_t **topology_data);

@@ -15,6 +15,8 @@ pub mod event;
 pub mod export;
 pub mod getput;
 pub mod import;
+pub mod localmem;
+pub mod scatter;
 pub mod segmentid;
 pub mod topology;
 pub mod types;

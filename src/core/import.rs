@@ -235,6 +235,16 @@ impl Word for u64 {}
 /// Where `[offset, offset + bytes)` is in the data mapping, after the
 /// direction, bounds and barrier checks of spec 4.6 (steps 7-9).
 fn prepare(seg: &ImportSegment, offset: i64, bytes: usize, need: u32) -> RsmResult<usize> {
+    let addr = locate(seg, offset, bytes, need)?;
+    if seg.mode.load(Ordering::Relaxed) == MODE_IMPLICIT && seg.barrier.load(Ordering::Relaxed) == 0
+    {
+        return Err(RsmError::BarrierUninitialized);
+    }
+    Ok(addr)
+}
+
+/// The direction and bounds checks alone: putv/getv need no barrier.
+fn locate(seg: &ImportSegment, offset: i64, bytes: usize, need: u32) -> RsmResult<usize> {
     if seg.perm & need == 0 {
         return Err(RsmError::PermDenied);
     }
@@ -242,10 +252,6 @@ fn prepare(seg: &ImportSegment, offset: i64, bytes: usize, need: u32) -> RsmResu
     let offset = usize::try_from(offset).map_err(|_| RsmError::BadOffset)?;
     if offset.checked_add(bytes).is_none_or(|end| end > size) {
         return Err(RsmError::BadOffset);
-    }
-    if seg.mode.load(Ordering::Relaxed) == MODE_IMPLICIT && seg.barrier.load(Ordering::Relaxed) == 0
-    {
-        return Err(RsmError::BarrierUninitialized);
     }
     Ok(base + offset)
 }
@@ -347,4 +353,52 @@ pub fn detach_barrier(handle: usize) -> RsmResult<()> {
 /// The segment's forced-disconnect generation.
 pub fn generation(handle: usize) -> RsmResult<u32> {
     with(handle, |seg| Ok(seg.port.generation()))
+}
+
+/// One scatter/gather entry, converted by the ABI: the local bytes.
+pub enum Local<'a> {
+    /// putv: bytes to write into the segment.
+    Source(&'a [u8]),
+    /// getv: where the segment's bytes go.
+    Dest(&'a mut [u8]),
+}
+
+/// `rsm_memseg_import_putv` / `_getv` (spec 4.7). Entry `i` of `count` is
+/// `entry(i)`: its segment offset and local bytes. Entries are checked
+/// (direction, bounds: unlike Solaris' loopback, which checked neither)
+/// and copied in order; in implicit mode each is checked against a forced
+/// disconnect. On the first failure: `Err((entries completed, error))`.
+/// After a complete vector, `post = Some(no_accumulate)` signals the
+/// exporter (`RSM_IMPLICIT_SIGPOST`).
+pub fn transfer_vector<'a>(
+    handle: usize,
+    count: usize,
+    mut entry: impl FnMut(usize) -> RsmResult<(i64, Local<'a>)>,
+    post: Option<bool>,
+) -> Result<(), (usize, RsmError)> {
+    let mut done = 0;
+    with(handle, |seg| {
+        for i in 0..count {
+            match entry(i)? {
+                (offset, Local::Source(src)) => {
+                    let dst = locate(seg, offset, src.len(), PERM_WRITE)? as *mut u8;
+                    // SAFETY: inside the data mapping, kept mapped while we
+                    // hold `seg`; `src` is the caller's buffer.
+                    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+                }
+                (offset, Local::Dest(dst)) => {
+                    let src = locate(seg, offset, dst.len(), PERM_READ)? as *const u8;
+                    // SAFETY: as above, in the other direction.
+                    unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
+                }
+            }
+            finish(seg)?;
+            done = i + 1;
+        }
+        match post {
+            Some(no_accumulate) => seg.port.post(no_accumulate),
+            None => Ok(()),
+        }
+    })
+    .map_err(|e| (done, e))
 }

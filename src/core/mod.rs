@@ -6,6 +6,7 @@ pub mod barrier;
 pub mod controller;
 pub mod export;
 pub mod import;
+pub mod localmem;
 pub mod permission;
 pub mod pollfd;
 pub mod segmentid;

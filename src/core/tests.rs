@@ -126,6 +126,9 @@ impl ImportPort for FakeImport {
         u32::from(self.aborted())
     }
     fn close(&self) {}
+    fn post(&self, _: bool) -> RsmResult<()> {
+        Ok(())
+    }
     fn pollfd(&self) -> RawFd {
         8
     }

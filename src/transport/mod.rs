@@ -134,6 +134,10 @@ pub trait ImportPort: Send + Sync {
     /// address range, on anonymous memory, until the port is dropped:
     /// another thread may still be inside a get/put on it.
     fn close(&self);
+    /// Signals the exporter (spec 4.9): one event on its counter, or none
+    /// if `no_accumulate` and one is pending. After a forced disconnect it
+    /// silently succeeds, as on Solaris.
+    fn post(&self, no_accumulate: bool) -> RsmResult<()>;
     /// The descriptor `rsm_memseg_get_pollfd` hands out.
     fn pollfd(&self) -> RawFd;
 }

@@ -228,7 +228,7 @@ impl Agent {
         match job {
             Some(Job::Accept(e)) => e.accept_all(self, token),
             Some(Job::Serve(fd, e)) => e.serve(self, fd),
-            Some(Job::Gone(e)) => e.importer_gone(self, token),
+            Some(Job::Gone(e)) => e.importer_event(self, token),
             Some(Job::Abort(i)) => i.exporter_gone(self, token),
             None => {}
         }

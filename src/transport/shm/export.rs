@@ -293,10 +293,41 @@ impl ShmExport {
     }
 
     /// An importer's connection closed: it disconnected, exited or died.
-    pub fn importer_gone(&self, agent: &Agent, token: u64) {
+    /// An importer's connection is readable: signal posts, or end of file
+    /// (it disconnected, exited or died) and then it is dropped. Anything
+    /// else from it is hostile and drops it too.
+    pub fn importer_event(&self, agent: &Agent, token: u64) {
         let mut state = self.state.lock();
-        if let Some(imp) = state.importers.remove(&token) {
-            agent.unregister(token, imp.fd.as_fd());
+        let Some(imp) = state.importers.get(&token) else {
+            return;
+        };
+        let mut buf = [0u8; 64];
+        let gone = loop {
+            // SAFETY: recv writes at most buf.len() bytes into buf.
+            let n = unsafe {
+                libc::recv(
+                    imp.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                )
+            };
+            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) {
+                break false;
+            }
+            let Ok(n) = usize::try_from(n) else {
+                break true;
+            };
+            match wire::decode_notice(&buf[..n.min(buf.len())]).filter(|_| n == wire::NOTICE_LEN) {
+                Some(wire::NOTICE_POST) => post(&self.events, false),
+                Some(wire::NOTICE_POST_NO_ACCUMULATE) => post(&self.events, true),
+                _ => break true,
+            }
+        };
+        if gone {
+            if let Some(imp) = state.importers.remove(&token) {
+                agent.unregister(token, imp.fd.as_fd());
+            }
         }
     }
 
@@ -329,6 +360,26 @@ impl ShmExport {
         }
         Ok(())
     }
+}
+
+/// Adds one event to the counter behind `events` (an `EFD_SEMAPHORE`
+/// eventfd, the segment's pollfd); with `no_accumulate`, not if one is
+/// pending already (spec 4.9).
+fn post(events: &OwnedFd, no_accumulate: bool) {
+    if no_accumulate {
+        let mut pfd = libc::pollfd {
+            fd: events.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd of ours, no wait.
+        if unsafe { libc::poll(&mut pfd, 1, 0) } == 1 {
+            return;
+        }
+    }
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from `one` to our eventfd.
+    unsafe { libc::write(events.as_raw_fd(), (&one as *const u64).cast(), 8) };
 }
 
 /// A read-only descriptor of the same memfd (through /proc/self/fd).

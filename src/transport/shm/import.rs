@@ -5,7 +5,7 @@
 
 use super::agent::{self, Agent, Handler};
 use super::export::{new_eventfd, segment_name};
-use super::wire::{Reply, Request};
+use super::wire::{self, Reply, Request};
 use crate::config::NodeId;
 use crate::core::permission::{PERM_READ, PERM_WRITE};
 use crate::error::{RsmError, RsmResult};
@@ -393,6 +393,36 @@ impl ImportPort for ShmImportPort {
 
     fn generation(&self) -> u32 {
         self.0.generation.load(Ordering::Acquire)
+    }
+
+    fn post(&self, no_accumulate: bool) -> RsmResult<()> {
+        if self.aborted() {
+            return Ok(());
+        }
+        let kind = if no_accumulate {
+            wire::NOTICE_POST_NO_ACCUMULATE
+        } else {
+            wire::NOTICE_POST
+        };
+        let notice = wire::encode_notice(kind);
+        // SAFETY: send reads notice.len() bytes from our buffer.
+        let n = unsafe {
+            libc::send(
+                self.0.sock.as_raw_fd(),
+                notice.as_ptr().cast(),
+                notice.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n == notice.len() as isize {
+            return Ok(());
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EPIPE) | Some(libc::ECONNRESET) => Ok(()), // exporter gone
+            Some(libc::EINTR) => Err(RsmError::Interrupted),
+            Some(e) => Err(RsmError::from_alloc_errno(e)),
+            None => Err(RsmError::InternalError),
+        }
     }
 
     fn close(&self) {

@@ -30,8 +30,12 @@ pub struct Reply {
     pub size: u64,
 }
 
-/// Kinds of notice.
+/// Kinds of notice. exporter -> importer: the segment is gone.
 pub const NOTICE_UNPUBLISHED: u32 = 1;
+/// importer -> exporter: a signal post (spec 4.9), accumulating.
+pub const NOTICE_POST: u32 = 2;
+/// importer -> exporter: a post dropped if one is pending.
+pub const NOTICE_POST_NO_ACCUMULATE: u32 = 3;
 
 /// Size of every request on the wire.
 pub const REQUEST_LEN: usize = 16;
@@ -96,6 +100,12 @@ pub fn encode_notice(kind: u32) -> [u8; NOTICE_LEN] {
     b
 }
 
+/// The kind of a notice, if `b` is exactly one.
+pub fn decode_notice(b: &[u8]) -> Option<u32> {
+    (b.len() == NOTICE_LEN && u32_at(b, 0) == MAGIC && u32_at(b, 4) == VERSION)
+        .then(|| u32_at(b, 8))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +129,10 @@ mod tests {
         v[4] = 9;
         assert_eq!(Request::decode(&v), None, "other version");
         assert_eq!(Reply::decode(&[1; 3]), None);
+        assert_eq!(
+            decode_notice(&encode_notice(NOTICE_POST)),
+            Some(NOTICE_POST)
+        );
+        assert_eq!(decode_notice(&encode_notice(NOTICE_POST)[..11]), None);
     }
 }
