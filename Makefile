@@ -106,6 +106,8 @@ bench: lib
 	@mkdir -p $(BUILD) bench/results
 	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude bench/databench.c -o $(BUILD)/databench $(LINK)
 	$(BUILD)/databench | tee bench/results/data.txt
+	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude bench/scalebench.c -o $(BUILD)/scalebench $(LINK)
+	$(BUILD)/scalebench | tee bench/results/scale.txt
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -213,8 +213,9 @@ pub fn rebind(handle: usize, vaddr: usize, len: usize, page: usize, pid: u32) ->
 pub fn get_pollfd(handle: usize) -> RsmResult<i32> {
     let seg = lookup(handle)?;
     let mut state = seg.state.lock();
+    let fd = seg.port.pollfd()?;
     state.pollfd_refs.take()?;
-    Ok(seg.port.pollfd())
+    Ok(fd)
 }
 
 /// `rsm_memseg_release_pollfd` on an export handle.

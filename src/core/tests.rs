@@ -96,8 +96,8 @@ impl ExportPort for FakeExport {
     fn importers(&self) -> Vec<ImporterInfo> {
         Vec::new()
     }
-    fn pollfd(&self) -> RawFd {
-        7
+    fn pollfd(&self) -> RsmResult<RawFd> {
+        Ok(7)
     }
 }
 

@@ -106,7 +106,7 @@ pub trait ExportPort: Send + Sync {
     /// The importers connected now.
     fn importers(&self) -> Vec<ImporterInfo>;
     /// The descriptor `rsm_memseg_get_pollfd` hands out.
-    fn pollfd(&self) -> RawFd;
+    fn pollfd(&self) -> RsmResult<RawFd>;
 }
 
 /// The transport's side of an import segment.

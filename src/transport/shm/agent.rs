@@ -13,7 +13,7 @@ use super::import::ShmImport;
 use crate::error::{RsmError, RsmResult};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -53,22 +53,27 @@ fn spawn_error() -> RsmError {
 pub enum Handler {
     /// A published segment's listening socket.
     Listener(Weak<ShmExport>),
-    /// An accepted client that has not sent its request yet (owns its fd).
-    Pending {
-        fd: OwnedFd,
-        export: Weak<ShmExport>,
-        deadline: Instant,
-    },
     /// An admitted importer's connection (the export owns the fd).
     Importer(Weak<ShmExport>),
     /// Our own import's connection to its exporter (the import owns the fd).
     Import(Weak<ShmImport>),
 }
 
+/// An accepted client that has not sent its request yet.
+struct Pending {
+    fd: OwnedFd,
+    export: Weak<ShmExport>,
+    deadline: Instant,
+}
+
 /// The per-process agent.
 pub struct Agent {
     epoll: Epoll,
     handlers: Mutex<HashMap<u64, Handler>>,
+    /// Pending clients by token; tokens grow, so the first is the oldest.
+    /// Kept apart from `handlers` so that neither the timeout nor the
+    /// eviction ever walks the listeners (a process may publish 100,000).
+    pending: Mutex<BTreeMap<u64, Pending>>,
     next_token: AtomicU64,
 }
 
@@ -89,6 +94,7 @@ pub fn agent() -> RsmResult<Arc<Agent>> {
     let agent = Arc::new(Agent {
         epoll,
         handlers: Mutex::new(HashMap::new()),
+        pending: Mutex::new(BTreeMap::new()),
         next_token: AtomicU64::new(1),
     });
     let runner = Arc::clone(&agent);
@@ -131,35 +137,16 @@ impl Agent {
         self.handlers.lock().remove(&token);
     }
 
-    /// Number of clients waiting to send a request.
-    fn pending(&self) -> usize {
-        self.handlers
-            .lock()
-            .values()
-            .filter(|h| matches!(h, Handler::Pending { .. }))
-            .count()
-    }
-
     /// Takes an accepted client that has not sent its request yet. When
     /// `MAX_PENDING` wait already, the one waiting longest is dropped: a
     /// legitimate importer sends its request right after connecting, so
     /// the silent ones are the likely attackers.
     pub fn add_pending(&self, fd: OwnedFd, export: Weak<ShmExport>) {
-        let mut handlers = self.handlers.lock();
-        let pending = handlers.iter().filter_map(|(t, h)| match h {
-            Handler::Pending { deadline, .. } => Some((*deadline, *t)),
-            _ => None,
-        });
-        let (count, oldest) =
-            pending.fold((0, None), |(n, old): (usize, Option<(Instant, u64)>), p| {
-                (n + 1, Some(old.map_or(p, |o| o.min(p))))
-            });
-        if count >= MAX_PENDING {
-            if let Some((_, token)) = oldest {
-                if let Some(Handler::Pending { fd: victim, .. }) = handlers.remove(&token) {
-                    let _ = self.epoll.delete(victim.as_fd());
-                    crate::why!("agent: {MAX_PENDING} clients pending; dropped the oldest");
-                }
+        let mut pending = self.pending.lock();
+        if pending.len() >= MAX_PENDING {
+            if let Some((_, victim)) = pending.pop_first() {
+                let _ = self.epoll.delete(victim.fd.as_fd());
+                crate::why!("agent: {MAX_PENDING} clients pending; dropped the oldest");
             }
         }
         let deadline = Instant::now() + PENDING_TIMEOUT;
@@ -168,9 +155,9 @@ impl Agent {
         // Only the agent thread adds pending clients, and it holds the map,
         // so the entry is in place before epoll_wait can report the fd.
         if self.epoll.add(fd.as_fd(), event).is_ok() {
-            handlers.insert(
+            pending.insert(
                 token,
-                Handler::Pending {
+                Pending {
                     fd,
                     export,
                     deadline,
@@ -182,7 +169,7 @@ impl Agent {
     fn run(self: Arc<Self>) {
         let mut events = vec![EpollEvent::empty(); 64];
         loop {
-            let timeout = if self.pending() > 0 {
+            let timeout = if !self.pending.lock().is_empty() {
                 EpollTimeout::from(100u16)
             } else {
                 EpollTimeout::NONE
@@ -209,21 +196,18 @@ impl Agent {
             Gone(Arc<ShmExport>),
             Abort(Arc<ShmImport>),
         }
-        let job = {
-            let mut handlers = self.handlers.lock();
-            match handlers.get(&token) {
+        let pending = self.pending.lock().remove(&token);
+        let job = match pending {
+            Some(p) => {
+                let _ = self.epoll.delete(p.fd.as_fd());
+                p.export.upgrade().map(|e| Job::Serve(p.fd, e))
+            }
+            None => match self.handlers.lock().get(&token) {
                 Some(Handler::Listener(w)) => w.upgrade().map(Job::Accept),
                 Some(Handler::Importer(w)) => w.upgrade().map(Job::Gone),
                 Some(Handler::Import(w)) => w.upgrade().map(Job::Abort),
-                Some(Handler::Pending { .. }) => match handlers.remove(&token) {
-                    Some(Handler::Pending { fd, export, .. }) => {
-                        let _ = self.epoll.delete(fd.as_fd());
-                        export.upgrade().map(|e| Job::Serve(fd, e))
-                    }
-                    _ => None,
-                },
                 None => None,
-            }
+            },
         };
         match job {
             Some(Job::Accept(e)) => e.accept_all(self, token),
@@ -234,17 +218,17 @@ impl Agent {
         }
     }
 
+    /// Drops the clients whose time to send a request has run out: the
+    /// oldest come first, so this stops at the first one still in time.
     fn expire_pending(&self) {
         let now = Instant::now();
-        let mut handlers = self.handlers.lock();
-        let expired: Vec<u64> = handlers
-            .iter()
-            .filter(|(_, h)| matches!(h, Handler::Pending { deadline, .. } if *deadline <= now))
-            .map(|(t, _)| *t)
-            .collect();
-        for token in expired {
-            if let Some(Handler::Pending { fd, .. }) = handlers.remove(&token) {
-                let _ = self.epoll.delete(fd.as_fd());
+        let mut pending = self.pending.lock();
+        while pending
+            .first_key_value()
+            .is_some_and(|(_, p)| p.deadline <= now)
+        {
+            if let Some((_, p)) = pending.pop_first() {
+                let _ = self.epoll.delete(p.fd.as_fd());
                 crate::why!("agent: dropped a client that sent no request");
             }
         }

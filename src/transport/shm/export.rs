@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Next id tried for a publish with id 0 (spec 3.3: from 0x80000000 up).
 static NEXT_SYSTEM_ID: AtomicU32 = AtomicU32::new(0x8000_0000);
@@ -51,7 +51,9 @@ struct State {
 pub struct ShmExport {
     fabric: String,
     state: Mutex<State>,
-    events: OwnedFd,
+    /// The pollfd's eventfd, made on first use (a published segment that
+    /// nobody signals or polls costs two descriptors, not three).
+    events: OnceLock<OwnedFd>,
 }
 
 /// The `ExportPort` handed to core.
@@ -77,7 +79,6 @@ pub(super) fn new_eventfd() -> RsmResult<OwnedFd> {
 impl ShmExportPort {
     /// Shares `[vaddr, vaddr + len)` in place.
     pub fn bind(fabric: &str, vaddr: usize, len: usize) -> RsmResult<Self> {
-        let events = new_eventfd()?;
         let region = Region::create(vaddr, len)?;
         Ok(ShmExportPort(Arc::new(ShmExport {
             fabric: fabric.to_string(),
@@ -87,7 +88,7 @@ impl ShmExportPort {
                 importers: HashMap::new(),
                 handed_out: false,
             }),
-            events,
+            events: OnceLock::new(),
         })))
     }
 }
@@ -153,6 +154,24 @@ fn send_reply(fd: &OwnedFd, reply: Reply, pass: Option<RawFd>) -> bool {
 }
 
 impl ShmExport {
+    /// The pollfd's eventfd, made now if this is its first use.
+    fn events(&self) -> RsmResult<&OwnedFd> {
+        if let Some(fd) = self.events.get() {
+            return Ok(fd);
+        }
+        // Two threads may race here: the loser's descriptor is dropped.
+        let _ = self.events.set(new_eventfd()?);
+        self.events.get().ok_or(RsmError::InternalError)
+    }
+
+    /// A signal post from an importer (a post that cannot get its eventfd
+    /// is lost, like one to a vanished exporter).
+    fn post(&self, no_accumulate: bool) {
+        if let Ok(events) = self.events() {
+            post(events, no_accumulate);
+        }
+    }
+
     /// Accepts every waiting client of the listener `token`.
     pub fn accept_all(self: &Arc<Self>, agent: &Agent, token: u64) {
         loop {
@@ -319,8 +338,8 @@ impl ShmExport {
                 break true;
             };
             match wire::decode_notice(&buf[..n.min(buf.len())]).filter(|_| n == wire::NOTICE_LEN) {
-                Some(wire::NOTICE_POST) => post(&self.events, false),
-                Some(wire::NOTICE_POST_NO_ACCUMULATE) => post(&self.events, true),
+                Some(wire::NOTICE_POST) => self.post(false),
+                Some(wire::NOTICE_POST_NO_ACCUMULATE) => self.post(true),
                 _ => break true,
             }
         };
@@ -470,7 +489,7 @@ impl ExportPort for ShmExportPort {
             .collect()
     }
 
-    fn pollfd(&self) -> RawFd {
-        self.0.events.as_raw_fd()
+    fn pollfd(&self) -> RsmResult<RawFd> {
+        Ok(self.0.events()?.as_raw_fd())
     }
 }
