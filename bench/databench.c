@@ -13,28 +13,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench.h"
 
-#define RUNS 5
 #define SEG (64u << 20)
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v)
-{
-    qsort(v, RUNS, sizeof *v, cmp);
-    return v[RUNS / 2];
-}
 
 static rsm_memseg_import_handle_t im;
 static volatile uint8_t *raw; /* an explicit mapping of the same segment */

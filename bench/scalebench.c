@@ -13,22 +13,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench.h"
 
-#define RUNS 5
 #define CYCLES 2000
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Microseconds per connect+disconnect with `n` segments published. */
 static double measure(int n, const char *fabric)
@@ -83,8 +70,7 @@ static double measure(int n, const char *fabric)
     waitpid(pid, NULL, 0);
     close(ready[0]);
     close(done[1]);
-    qsort(v, RUNS, sizeof *v, cmp);
-    return v[RUNS / 2];
+    return median(v);
 }
 
 int main(void)
