@@ -53,14 +53,9 @@ static struct exporter start_exporter(void)
             if (b == 'p') { /* count signal posts: wait for n, then drain */
                 char want = 0;
                 CHECK(read(cmd[0], &want, 1) == 1);
-                struct pollfd pfd;
-                CHECK_RC(rsm_memseg_get_pollfd(seg, &pfd), RSM_SUCCESS);
                 int got = 0;
-                uint64_t one;
-                for (int spins = 0; got < want && spins < 100; spins++)
-                    if (poll(&pfd, 1, 50) == 1 && read(pfd.fd, &one, 8) == 8) got++;
-                while (read(pfd.fd, &one, 8) == 8) got++;
-                CHECK_RC(rsm_memseg_release_pollfd(seg), RSM_SUCCESS);
+                while (got < want && rsm_intr_signal_wait(seg, 5000) == RSM_SUCCESS) got++;
+                while (rsm_intr_signal_wait(seg, 0) == RSM_SUCCESS) got++;
                 b = (char)got;
             }
             /* 'v': report what the importer stored at offset 64 */

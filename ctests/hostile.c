@@ -296,6 +296,7 @@ static void request(unsigned char b[16], uint32_t magic, uint32_t version, uint3
     for (int i = 0; i < 16; i++) b[i] = (unsigned char)(w[i / 4] >> (8 * (i % 4)));
 }
 #define MAGIC 0x314D5352u
+#define VERSION 2u
 
 enum junk {
     GARBAGE,      /* 100 random bytes */
@@ -349,7 +350,8 @@ struct outcome {
 };
 
 /* Reads until the exporter ends the connection, counting packets and the
- * descriptors they carry (a granted descriptor is checked for writing).
+ * segment descriptors they carry (each is checked for writing; the event
+ * channel's descriptors that follow it are the client's own).
  * With `until_answer`, stops at the first packet: an admitted importer's
  * connection stays open. */
 static void watch(int fd, struct outcome *o, int until_answer)
@@ -375,17 +377,22 @@ static void watch(int fd, struct outcome *o, int until_answer)
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return; /* the safety net expired: the exporter kept it */
         o->answered++;
+        int nth = 0; /* descriptors in this packet */
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
             if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
             int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
             for (int i = 0; i < k; i++) {
                 int got;
                 memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-                o->fds++;
-                void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, got, 0);
-                if ((fcntl(got, F_GETFL) & O_ACCMODE) != O_RDONLY || p != MAP_FAILED)
-                    o->writable++;
-                if (p != MAP_FAILED) munmap(p, len);
+                /* The first is the segment's memory; the others are the
+                 * connection's own event channel, writable by design. */
+                if (nth++ == 0) {
+                    o->fds++;
+                    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, got, 0);
+                    if ((fcntl(got, F_GETFL) & O_ACCMODE) != O_RDONLY || p != MAP_FAILED)
+                        o->writable++;
+                    if (p != MAP_FAILED) munmap(p, len);
+                }
                 close(got);
             }
         }
@@ -413,17 +420,17 @@ static void junk_once(enum junk kind, struct outcome *o)
         sent = send(fd, huge, want = sizeof huge, MSG_NOSIGNAL);
         break;
     case LONG17:
-        request(b, MAGIC, 1, 0, RSM_PERM_READ);
+        request(b, MAGIC, VERSION, 0, RSM_PERM_READ);
         b[16] = 0;
         sent = send(fd, b, want = 17, MSG_NOSIGNAL);
         break;
     case SHORT15:
-        request(b, MAGIC, 1, 0, RSM_PERM_READ);
+        request(b, MAGIC, VERSION, 0, RSM_PERM_READ);
         sent = send(fd, b, want = 15, MSG_NOSIGNAL);
         break;
     case EMPTY: sent = send(fd, "", want = 0, MSG_NOSIGNAL); break;
     case BAD_MAGIC:
-        request(b, 0xdeadbeef, 1, 0, RSM_PERM_READ);
+        request(b, 0xdeadbeef, VERSION, 0, RSM_PERM_READ);
         sent = send(fd, b, 16, MSG_NOSIGNAL);
         break;
     case BAD_VERSION:
@@ -431,19 +438,19 @@ static void junk_once(enum junk kind, struct outcome *o)
         sent = send(fd, b, 16, MSG_NOSIGNAL);
         break;
     case FDS_GARBAGE:
-        request(b, 0xdeadbeef, 1, 0, RSM_PERM_READ);
+        request(b, 0xdeadbeef, VERSION, 0, RSM_PERM_READ);
         sent = send_with_fds(fd, b, 16, 3);
         break;
     case FDS_READ:
-        request(b, MAGIC, 1, 0, RSM_PERM_READ);
+        request(b, MAGIC, VERSION, 0, RSM_PERM_READ);
         sent = send_with_fds(fd, b, 16, 200);
         break;
     case RAW_RDWR:
-        request(b, MAGIC, 1, 0, RSM_PERM_RDWR);
+        request(b, MAGIC, VERSION, 0, RSM_PERM_RDWR);
         sent = send(fd, b, 16, MSG_NOSIGNAL);
         break;
     case RAW_BADPERM:
-        request(b, MAGIC, 1, 0xffffffffu, 0xffffffffu);
+        request(b, MAGIC, VERSION, 0xffffffffu, 0xffffffffu);
         sent = send(fd, b, 16, MSG_NOSIGNAL);
         break;
     default: break;

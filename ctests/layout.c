@@ -263,6 +263,9 @@ int (*p_import_map)(rsm_memseg_import_handle_t, void **, rsm_attribute_t, rsm_pe
 int (*p_import_unmap)(rsm_memseg_import_handle_t) = rsm_memseg_import_unmap;
 int (*p_get_pollfd)(void *, struct pollfd *) = rsm_memseg_get_pollfd;
 int (*p_release_pollfd)(void *) = rsm_memseg_release_pollfd;
+int (*p_signal_post)(void *, uint_t) = rsm_intr_signal_post;
+int (*p_signal_wait)(void *, int) = rsm_intr_signal_wait;
+int (*p_signal_wait_pollfd)(struct pollfd[], nfds_t, int, int *) = rsm_intr_signal_wait_pollfd;
 int (*p_get)(rsm_memseg_import_handle_t, off_t, void *, size_t) = rsm_memseg_import_get;
 int (*p_get8)(rsm_memseg_import_handle_t, off_t, uint8_t *, ulong_t) = rsm_memseg_import_get8;
 int (*p_get16)(rsm_memseg_import_handle_t, off_t, uint16_t *, ulong_t) = rsm_memseg_import_get16;

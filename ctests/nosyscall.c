@@ -2,8 +2,10 @@
  * The data path makes no system call: between two marker calls
  * (getppid, then getpgid) this program does 1,000,000 put8 and get8 in
  * explicit mode and 100,000 in implicit mode with barriers open, order and
- * close. `make syscall-test` runs it under strace and requires that this
- * thread made no system call between the markers.
+ * close; then 100,000 signal posts each way, each consumed by a wait with
+ * timeout 0 (nobody sleeps, so nothing rings a doorbell). `make
+ * syscall-test` runs it under strace and requires that this thread made no
+ * system call between the markers.
  */
 #define _GNU_SOURCE
 #include <rsmapi.h>
@@ -46,9 +48,19 @@ int main(int argc, char **argv)
         errors += rsm_memseg_import_order_barrier(&bar) != 0;
         errors += rsm_memseg_import_close_barrier(&bar) != 0;
     }
+    long events = 0;
+    for (long i = 0; i < n / 10; i++) {
+        errors += rsm_intr_signal_post(im, 0) != 0;
+        errors += rsm_intr_signal_post(seg, 0) != 0;
+        events += rsm_intr_signal_wait(seg, 0) == RSM_SUCCESS;
+        events += rsm_intr_signal_wait(im, 0) == RSM_SUCCESS;
+    }
     (void)getpgid(0); /* end marker */
 
     CHECK(errors == 0);
+    CHECK(events == 2 * (n / 10));
+    CHECK_RC(rsm_intr_signal_wait(seg, 0), RSMERR_TIMEOUT);
+    CHECK_RC(rsm_intr_signal_wait(im, 0), RSMERR_TIMEOUT);
     CHECK(buf[(n - 1) % LEN] == (char)(uint8_t)(n - 1) || n == 0);
     CHECK_RC(rsm_memseg_import_destroy_barrier(&bar), RSM_SUCCESS);
     CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);

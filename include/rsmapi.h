@@ -87,6 +87,12 @@ int rsm_memseg_get_pollfd(void *memseg, struct pollfd *fd);
 
 int rsm_memseg_release_pollfd(void *memseg);
 
+int rsm_intr_signal_post(void *memseg, uint_t flags);
+
+int rsm_intr_signal_wait(void *memseg, int timeout);
+
+int rsm_intr_signal_wait_pollfd(struct pollfd *fds, nfds_t nfds, int timeout, int *numfdsp);
+
 int rsm_memseg_export_create(rsmapi_controller_handle_t controller,
                              rsm_memseg_export_handle_t *memseg,
                              void *vaddr,

@@ -14,6 +14,7 @@
 //! fabric = lab           # [A-Za-z0-9._-], 1..64 characters
 //! max_segments = 262144  # per process, each of export and import
 //! connect_timeout_ms = 10000  # how long a connect waits for the exporter
+//! spin_us = 30           # how long a signal wait spins before it sleeps
 //!
 //! [controller shm1]      # another same-host controller
 //! type = shm
@@ -70,6 +71,9 @@ pub struct Config {
     pub max_segments: u64,
     /// How long a connect waits for the exporter's answer.
     pub connect_timeout_ms: u64,
+    /// How long a signal wait spins before sleeping, if set (`RSM_SPIN_US`
+    /// overrides it).
+    pub spin_us: Option<u64>,
     /// Controllers from the file.
     pub controllers: Vec<ControllerConfig>,
 }
@@ -81,6 +85,7 @@ impl Default for Config {
             fabric: "default".into(),
             max_segments: DEFAULT_MAX_SEGMENTS,
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            spin_us: None,
             controllers: Vec::new(),
         }
     }
@@ -241,6 +246,13 @@ fn parse_file(text: &str) -> Result<Config, String> {
             (None, "connect_timeout_ms") => {
                 config.connect_timeout_ms =
                     positive(value).ok_or_else(|| err(&format!("{key} is a positive integer")))?
+            }
+            (None, "spin_us") => {
+                config.spin_us = Some(
+                    value
+                        .parse::<u64>()
+                        .map_err(|_| err(&format!("{key} is a number of microseconds")))?,
+                )
             }
             (Some(i), "type") => {
                 if value != "shm" {

@@ -4,6 +4,7 @@
 
 use crate::core::export::Creator;
 use crate::core::permission::Owner;
+use crate::error::{RsmError, RsmResult};
 
 /// This process's id.
 pub fn pid() -> u32 {
@@ -41,4 +42,31 @@ pub fn creator() -> Creator {
             creation_mode: 0o777 & !umask(),
         },
     }
+}
+
+/// `poll(2)` over `nfds` entries at `fds`, which the kernel reads and
+/// writes with fault checks (a bad array is `RSMERR_BAD_ADDR`, not a
+/// crash). Errors as spec 4.9 maps them; returns how many are ready.
+///
+/// # Safety
+/// Nothing else may use the entries while the kernel writes them; a
+/// pointer that points nowhere is reported, not followed.
+pub unsafe fn poll(
+    fds: *mut libc::pollfd,
+    nfds: libc::nfds_t,
+    timeout_ms: i32,
+) -> RsmResult<usize> {
+    // SAFETY: the kernel validates the array (EFAULT) before use; nothing
+    // here dereferences it.
+    let n = unsafe { libc::poll(fds, nfds, timeout_ms) };
+    if let Ok(n) = usize::try_from(n) {
+        return Ok(n);
+    }
+    Err(match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::EINTR) => RsmError::Interrupted,
+        Some(libc::EAGAIN) => RsmError::InsufficientResources,
+        Some(libc::ENOMEM) => RsmError::InsufficientMem,
+        Some(libc::EFAULT) => RsmError::BadAddr,
+        _ => RsmError::BadArgsErrors,
+    })
 }

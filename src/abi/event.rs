@@ -1,11 +1,13 @@
-//! `rsm_memseg_get_pollfd(3RSM)`: poll descriptors of export and import
-//! segments (spec 4.9). Signals (post/wait) come with issue 5.
+//! `rsm_intr_signal_post(3RSM)`, `rsm_memseg_get_pollfd(3RSM)`,
+//! `rsm_intr_signal_wait_pollfd(3RSM)`: signals and poll descriptors of
+//! export and import segments (spec 4.9).
 
-use super::types::pollfd;
+use super::types::{nfds_t, pollfd, uint_t, RSM_SIGPOST_NO_ACCUMULATE};
 use super::{entry, non_null};
-use crate::core::{export, import};
+use crate::core::{event, export, import};
 use crate::error::{RsmError, RsmResult};
 use crate::handles::{kind_of, Kind};
+use crate::platform;
 use crate::uaccess;
 use std::ffi::{c_int, c_void};
 
@@ -51,5 +53,76 @@ pub unsafe extern "C" fn rsm_memseg_release_pollfd(memseg: *mut c_void) -> c_int
             Kind::Export => export::release_pollfd(memseg as usize),
             _ => import::release_pollfd(memseg as usize),
         }
+    })
+}
+
+/// Signals the other side: an import handle signals the exporter, an
+/// export handle every importer (spec 4.9). `RSM_SIGPOST_NO_ACCUMULATE`
+/// drops the post if the target has one pending; other bits are ignored,
+/// as Solaris ignored all of them.
+///
+/// # Safety
+/// None beyond passing a value; stale and forged handles are rejected.
+#[no_mangle]
+pub unsafe extern "C" fn rsm_intr_signal_post(memseg: *mut c_void, flags: uint_t) -> c_int {
+    entry!(rsm_intr_signal_post(memseg, flags) {
+        let no_accumulate = flags & RSM_SIGPOST_NO_ACCUMULATE != 0;
+        match segment_kind(memseg)? {
+            Kind::Export => export::signal_post(memseg as usize, no_accumulate),
+            _ => import::signal_post(memseg as usize, no_accumulate),
+        }
+    })
+}
+
+/// Consumes one event of the segment, waiting up to `timeout` ms (0: just
+/// look; negative: forever); spins `RSM_SPIN_US` first.
+///
+/// # Safety
+/// None beyond passing a value; stale and forged handles are rejected.
+#[no_mangle]
+pub unsafe extern "C" fn rsm_intr_signal_wait(memseg: *mut c_void, timeout: c_int) -> c_int {
+    entry!(rsm_intr_signal_wait(memseg, timeout) {
+        match segment_kind(memseg)? {
+            Kind::Export => export::signal_wait(memseg as usize, timeout),
+            _ => import::signal_wait(memseg as usize, timeout),
+        }
+    })
+}
+
+/// `poll(2)` that consumes one event for each ready segment pollfd
+/// (spec 4.9); a lost race clears that entry's `revents`.
+///
+/// # Safety
+/// `fds` points to `nfds` entries and `numfdsp` is NULL or points to an
+/// int; bad pointers give `RSMERR_BAD_ADDR`.
+#[no_mangle]
+pub unsafe extern "C" fn rsm_intr_signal_wait_pollfd(
+    fds: *mut pollfd,
+    nfds: nfds_t,
+    timeout: c_int,
+    numfdsp: *mut c_int,
+) -> c_int {
+    entry!(rsm_intr_signal_wait_pollfd(fds, nfds, timeout, numfdsp) {
+        if !numfdsp.is_null() {
+            uaccess::copy_out(numfdsp, &0)?;
+        }
+        if !fds.is_aligned() {
+            return Err(RsmError::BadAddr);
+        }
+        // SAFETY: the caller's array, which the kernel checks (EFAULT).
+        if unsafe { platform::poll(fds, nfds, timeout) }? == 0 {
+            return Err(RsmError::Timeout);
+        }
+        // SAFETY: poll just read and wrote all `nfds` entries, so they are
+        // mapped, writable and aligned, as the C contract says.
+        let entries = unsafe { std::slice::from_raw_parts_mut(fds, nfds as usize) };
+        let ready = event::consume(entries);
+        if !numfdsp.is_null() {
+            uaccess::copy_out(numfdsp, &(ready as c_int))?;
+        }
+        if ready == 0 {
+            return Err(RsmError::Timeout);
+        }
+        Ok(())
     })
 }

@@ -213,15 +213,28 @@ pub fn rebind(handle: usize, vaddr: usize, len: usize, page: usize, pid: u32) ->
 pub fn get_pollfd(handle: usize) -> RsmResult<i32> {
     let seg = lookup(handle)?;
     let mut state = seg.state.lock();
-    let fd = seg.port.pollfd()?;
-    state.pollfd_refs.take()?;
-    Ok(fd)
+    super::event::get_pollfd(&*seg.port, handle, &mut state.pollfd_refs)
 }
 
 /// `rsm_memseg_release_pollfd` on an export handle.
 pub fn release_pollfd(handle: usize) -> RsmResult<()> {
     let seg = lookup(handle)?;
     let mut state = seg.state.lock();
-    state.pollfd_refs.release();
+    super::event::release_pollfd(&*seg.port, &mut state.pollfd_refs);
     Ok(())
+}
+
+/// `rsm_intr_signal_post` on an export handle: signals every importer.
+pub fn signal_post(handle: usize, no_accumulate: bool) -> RsmResult<()> {
+    lookup(handle)?.port.post(no_accumulate)
+}
+
+/// `rsm_intr_signal_wait` on an export handle.
+pub fn signal_wait(handle: usize, timeout_ms: i32) -> RsmResult<()> {
+    lookup(handle)?.port.wait(timeout_ms)
+}
+
+/// Consumes one event after the pollfd was seen readable.
+pub fn take_event(handle: usize) -> RsmResult<bool> {
+    lookup(handle)?.port.take()
 }

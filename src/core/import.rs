@@ -186,16 +186,32 @@ pub fn unmap(handle: usize) -> RsmResult<()> {
 pub fn get_pollfd(handle: usize) -> RsmResult<i32> {
     let seg = lookup(handle)?;
     let mut state = seg.state.lock();
-    state.pollfd_refs.take()?;
-    Ok(seg.port.pollfd())
+    super::event::get_pollfd(&*seg.port, handle, &mut state.pollfd_refs)
 }
 
 /// `rsm_memseg_release_pollfd` on an import handle.
 pub fn release_pollfd(handle: usize) -> RsmResult<()> {
     let seg = lookup(handle)?;
     let mut state = seg.state.lock();
-    state.pollfd_refs.release();
+    super::event::release_pollfd(&*seg.port, &mut state.pollfd_refs);
     Ok(())
+}
+
+/// `rsm_intr_signal_post` on an import handle: signals the exporter.
+pub fn signal_post(handle: usize, no_accumulate: bool) -> RsmResult<()> {
+    with(handle, |seg| seg.port.post(no_accumulate))
+}
+
+/// `rsm_intr_signal_wait` on an import handle.
+pub fn signal_wait(handle: usize, timeout_ms: i32) -> RsmResult<()> {
+    // Not through the thread's cache: a signal handler may use the cache
+    // while this waits.
+    lookup(handle)?.port.wait(timeout_ms)
+}
+
+/// Consumes one event after the pollfd was seen readable.
+pub fn take_event(handle: usize) -> RsmResult<bool> {
+    lookup(handle)?.port.take()
 }
 
 thread_local! {

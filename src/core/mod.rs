@@ -4,6 +4,7 @@
 
 pub mod barrier;
 pub mod controller;
+pub mod event;
 pub mod export;
 pub mod import;
 pub mod localmem;

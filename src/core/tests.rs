@@ -7,11 +7,12 @@ use crate::core::permission::{Owner, Peer, PERM_READ, PERM_WRITE};
 use crate::core::{controller, permission::AccessEntry};
 use crate::error::{RsmError, RsmResult};
 use crate::transport::{
-    Admission, ControllerAttributes, ExportPort, ImportPort, ImporterInfo, Presence, Transport,
+    Admission, ControllerAttributes, ExportPort, ImportPort, ImporterInfo, Presence, Signals,
+    Transport,
 };
 use parking_lot::Mutex;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const PAGE: usize = 4096;
@@ -23,6 +24,19 @@ struct Fake {
     published: Mutex<Vec<u32>>,
     destroyed: AtomicUsize,
     aborted: Arc<AtomicBool>,
+    /// Events: [to the exporter, to the importer]; whether each is watched.
+    events: Arc<[AtomicU64; 2]>,
+    watched: Arc<[AtomicBool; 2]>,
+    /// Added to the pollfds (7 export, 8 import): tests that run at once
+    /// share the process-wide pollfd table.
+    fd_base: i32,
+}
+
+/// A fake's counter `side` (0: exporter, 1: importer) as `Signals`.
+fn fake_take(events: &[AtomicU64; 2], side: usize) -> bool {
+    events[side]
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 struct NoPresence;
 impl Presence for NoPresence {}
@@ -31,6 +45,63 @@ struct FakeImport {
     rights: u32,
     aborted: Arc<AtomicBool>,
     mapped: Mutex<bool>,
+    events: Arc<[AtomicU64; 2]>,
+    watched: Arc<[AtomicBool; 2]>,
+    fd_base: i32,
+}
+
+impl Signals for FakeExport {
+    fn post(&self, _: bool) -> RsmResult<()> {
+        self.0.events[1].fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn wait(&self, _: i32) -> RsmResult<()> {
+        fake_take(&self.0.events, 0)
+            .then_some(())
+            .ok_or(RsmError::Timeout)
+    }
+    fn take(&self) -> RsmResult<bool> {
+        Ok(fake_take(&self.0.events, 0))
+    }
+    fn pollfd(&self) -> RsmResult<RawFd> {
+        Ok(7 + self.0.fd_base)
+    }
+    fn watch(&self, on: bool) -> RsmResult<()> {
+        self.0.watched[0].store(on, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Signals for FakeImport {
+    fn post(&self, _: bool) -> RsmResult<()> {
+        if !self.aborted.load(Ordering::SeqCst) {
+            self.events[0].fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+    fn wait(&self, timeout: i32) -> RsmResult<()> {
+        self.take()?.then_some(()).ok_or(if timeout == 0 {
+            RsmError::Timeout
+        } else {
+            RsmError::Interrupted
+        })
+    }
+    fn take(&self) -> RsmResult<bool> {
+        if fake_take(&self.events, 1) {
+            return Ok(true);
+        }
+        if self.aborted.load(Ordering::SeqCst) {
+            return Err(RsmError::ConnAborted);
+        }
+        Ok(false)
+    }
+    fn pollfd(&self) -> RsmResult<RawFd> {
+        Ok(8 + self.fd_base)
+    }
+    fn watch(&self, on: bool) -> RsmResult<()> {
+        self.watched[1].store(on, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 impl Transport for Arc<Fake> {
@@ -64,6 +135,9 @@ impl Transport for Arc<Fake> {
             rights: perm,
             aborted,
             mapped: Mutex::new(false),
+            events: Arc::clone(&self.events),
+            watched: Arc::clone(&self.watched),
+            fd_base: self.fd_base,
         }))
     }
 }
@@ -96,9 +170,6 @@ impl ExportPort for FakeExport {
     fn importers(&self) -> Vec<ImporterInfo> {
         Vec::new()
     }
-    fn pollfd(&self) -> RsmResult<RawFd> {
-        Ok(7)
-    }
 }
 
 impl ImportPort for FakeImport {
@@ -126,12 +197,6 @@ impl ImportPort for FakeImport {
         u32::from(self.aborted())
     }
     fn close(&self) {}
-    fn post(&self, _: bool) -> RsmResult<()> {
-        Ok(())
-    }
-    fn pollfd(&self) -> RawFd {
-        8
-    }
 }
 
 fn me(pid: u32) -> Creator {
@@ -354,4 +419,59 @@ fn loopback_reaches_only_its_own_node() {
     );
     export::destroy(seg, 40).unwrap();
     controller::release(lo).unwrap();
+}
+
+#[test]
+fn pollfd_table_and_wait_pollfd_consume() {
+    use crate::core::{event, pollfd};
+    let fake = Arc::new(Fake {
+        fd_base: 100,
+        ..Fake::default()
+    });
+    let ctrl = controller::open("fake5", false, Arc::new(Arc::clone(&fake)), 0).unwrap();
+    let seg = export::create(ctrl, PAGE, PAGE, 0, me(50)).unwrap();
+    export::publish(seg, 0x40_0005, Ok(vec![]), 50).unwrap();
+    let im = import::connect(ctrl, 0, 0x40_0005, RW).unwrap();
+    // Posts go to the other side; wait with nothing pending times out.
+    import::signal_post(im, false).unwrap();
+    assert_eq!(export::signal_wait(seg, 0), Ok(()));
+    assert_eq!(export::signal_wait(seg, 0), Err(RsmError::Timeout));
+    // The first pollfd reference watches the counter and enters the table.
+    assert_eq!(export::get_pollfd(seg), Ok(107));
+    assert_eq!(export::get_pollfd(seg), Ok(107));
+    assert!(fake.watched[0].load(Ordering::SeqCst));
+    assert_eq!(pollfd::segment_of(107), Some(seg));
+    let entry = |fd, revents| libc::pollfd {
+        fd,
+        events: libc::POLLRDNORM,
+        revents,
+    };
+    import::signal_post(im, false).unwrap();
+    let mut fds = [entry(107, libc::POLLRDNORM), entry(99, libc::POLLIN)];
+    assert_eq!(event::consume(&mut fds), 2, "segment event and other fd");
+    assert_eq!(fds[0].revents, libc::POLLRDNORM);
+    let mut fds = [entry(107, libc::POLLRDNORM), entry(99, libc::POLLIN)];
+    assert_eq!(event::consume(&mut fds), 1, "lost race: revents cleared");
+    assert_eq!(fds[0].revents, 0);
+    assert_eq!(fds[1].revents, libc::POLLIN, "not ours: untouched");
+    // The import's pollfd after a forced disconnect: POLLHUP, once the
+    // events posted before are consumed.
+    assert_eq!(import::get_pollfd(im), Ok(108));
+    export::signal_post(seg, false).unwrap();
+    fake.aborted.store(true, Ordering::SeqCst);
+    let mut fds = [entry(108, libc::POLLRDNORM)];
+    assert_eq!(event::consume(&mut fds), 1);
+    assert_eq!(fds[0].revents, libc::POLLRDNORM);
+    assert_eq!(event::consume(&mut fds), 1);
+    assert_eq!(fds[0].revents, libc::POLLHUP);
+    // The last release unwatches and leaves the table.
+    export::release_pollfd(seg).unwrap();
+    assert!(fake.watched[0].load(Ordering::SeqCst));
+    export::release_pollfd(seg).unwrap();
+    assert!(!fake.watched[0].load(Ordering::SeqCst));
+    assert_eq!(pollfd::segment_of(107), None);
+    import::release_pollfd(im).unwrap();
+    import::disconnect(im).unwrap();
+    export::destroy(seg, 50).unwrap();
+    controller::release(ctrl).unwrap();
 }

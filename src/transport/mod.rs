@@ -1,8 +1,9 @@
 //! The interconnect behind a controller. `core/` speaks only this trait;
 //! each backend hides its mechanism (sockets and memfds for `shm`, later a
-//! shared memory window). Export, import, data path and events join the
-//! trait with the issues that build them (DESIGN.md 5-7).
+//! shared memory window). `events` is the counter protocol every backend's
+//! signals share (DESIGN.md 5.6).
 
+pub mod events;
 pub mod shm;
 
 use crate::config::NodeId;
@@ -90,8 +91,32 @@ pub struct ImporterInfo {
     pub rights: u32,
 }
 
+/// Signals of one segment (spec 4.9), the same for both kinds: each has
+/// an event counter with counting-semaphore semantics.
+pub trait Signals: Send + Sync {
+    /// Export: one event to every importer connected now. Import: one
+    /// event to the exporter; after a forced disconnect it silently
+    /// succeeds, as on Solaris. With `no_accumulate`, a target that has an
+    /// event pending gets none.
+    fn post(&self, no_accumulate: bool) -> RsmResult<()>;
+    /// Consumes one event, waiting up to `timeout_ms` (0: just look;
+    /// negative: forever). `RSMERR_TIMEOUT`, `RSMERR_INTERRUPTED`, and on
+    /// an import whose exporter went away `RSMERR_CONN_ABORTED`.
+    fn wait(&self, timeout_ms: i32) -> RsmResult<()>;
+    /// Consumes one event if one is pending (after the pollfd was seen
+    /// readable). `Ok(false)` if none; `RSMERR_CONN_ABORTED` if none and
+    /// the exporter went away.
+    fn take(&self) -> RsmResult<bool>;
+    /// The descriptor `rsm_memseg_get_pollfd` hands out: readable while
+    /// an event is pending, once `watch(true)` was called.
+    fn pollfd(&self) -> RsmResult<RawFd>;
+    /// Whether the program holds the pollfd (it may poll at any time, so
+    /// every post must make it readable).
+    fn watch(&self, on: bool) -> RsmResult<()>;
+}
+
 /// The transport's side of an export segment.
-pub trait ExportPort: Send + Sync {
+pub trait ExportPort: Signals {
     /// Publishes under `segid`, or under a free id from 0x80000000 up if
     /// `segid` is 0; returns the id. Taken: `RSMERR_SEGID_IN_USE`.
     fn publish(&self, node: NodeId, segid: u32, admission: Arc<dyn Admission>) -> RsmResult<u32>;
@@ -105,12 +130,10 @@ pub trait ExportPort: Send + Sync {
     fn destroy(&self) -> RsmResult<()>;
     /// The importers connected now.
     fn importers(&self) -> Vec<ImporterInfo>;
-    /// The descriptor `rsm_memseg_get_pollfd` hands out.
-    fn pollfd(&self) -> RsmResult<RawFd>;
 }
 
 /// The transport's side of an import segment.
-pub trait ImportPort: Send + Sync {
+pub trait ImportPort: Signals {
     /// Segment length in bytes.
     fn size(&self) -> usize;
     /// The rights granted at connect (`RSM_PERM_*` bits).
@@ -134,10 +157,4 @@ pub trait ImportPort: Send + Sync {
     /// address range, on anonymous memory, until the port is dropped:
     /// another thread may still be inside a get/put on it.
     fn close(&self);
-    /// Signals the exporter (spec 4.9): one event on its counter, or none
-    /// if `no_accumulate` and one is pending. After a forced disconnect it
-    /// silently succeeds, as on Solaris.
-    fn post(&self, no_accumulate: bool) -> RsmResult<()>;
-    /// The descriptor `rsm_memseg_get_pollfd` hands out.
-    fn pollfd(&self) -> RawFd;
 }

@@ -229,9 +229,9 @@ typedef struct __rsm_memseg_import_handle __rsm_memseg_import_handle;
 
 typedef struct __rsm_memseg_import_handle *rsm_memseg_import_handle_t;
 
-typedef struct __rsm_memseg_export_handle *rsm_memseg_export_handle_t;
-
 typedef unsigned int uint_t;
+
+typedef struct __rsm_memseg_export_handle *rsm_memseg_export_handle_t;
 
 typedef int64_t offset_t;
 

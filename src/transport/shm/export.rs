@@ -3,21 +3,23 @@
 //! importers.
 
 use super::agent::{self, Agent, Handler};
+use super::channel::{self, Channel, EventFd};
 use super::memory::Region;
 use super::wire::{self, Reply, Request};
 use crate::config::NodeId;
 use crate::core::permission::Peer;
 use crate::error::{RsmError, RsmResult};
-use crate::transport::{Admission, ExportPort, ImporterInfo};
+use crate::transport::events::{self, Counter, Doorbell, Waitable};
+use crate::transport::{Admission, ExportPort, ImporterInfo, Signals};
 use nix::sys::socket::{
     self, accept4, bind, listen, socket, AddressFamily, Backlog, ControlMessage, MsgFlags,
     SockFlag, SockType, UnixAddr,
 };
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Next id tried for a publish with id 0 (spec 3.3: from 0x80000000 up).
@@ -47,34 +49,51 @@ struct State {
     handed_out: bool,
 }
 
+/// The event channels of the importers, and who waits on them.
+struct Hub {
+    /// By importer token.
+    channels: Vec<(u64, Channel)>,
+    /// Threads asleep in a wait.
+    sleepers: u32,
+    /// The program holds the pollfd.
+    watched: bool,
+    /// Destroyed: waiters leave with `RSMERR_BAD_SEG_HNDL`.
+    destroyed: bool,
+}
+
+impl Hub {
+    fn armed(&self) -> bool {
+        self.sleepers > 0 || self.watched
+    }
+}
+
+/// The descriptors a sleeping exporter needs, made on first need (a
+/// segment nobody waits on or polls costs no descriptor for them).
+struct Sleep {
+    /// The pollfd: an epoll set of every channel's `up` doorbell and `own`.
+    epoll: OwnedFd,
+    /// Doorbell of `ShmExport::own`.
+    own: EventFd,
+}
+
+/// Epoll data of the `own` doorbell (importer tokens start at 1).
+const OWN: u64 = u64::MAX;
+
 /// An export segment on the same-host transport.
 pub struct ShmExport {
     fabric: String,
     state: Mutex<State>,
-    /// The pollfd's eventfd, made on first use (a published segment that
-    /// nobody signals or polls costs two descriptors, not three).
-    events: OnceLock<OwnedFd>,
+    hub: RwLock<Hub>,
+    /// Events posted by importers that left before they were consumed
+    /// (they are not lost); also rung to wake waiters at destroy.
+    own: AtomicU64,
+    sleep: OnceLock<Sleep>,
+    /// Where the next scan of the channels starts (fairness).
+    cursor: AtomicUsize,
 }
 
 /// The `ExportPort` handed to core.
 pub struct ShmExportPort(Arc<ShmExport>);
-
-pub(super) fn new_eventfd() -> RsmResult<OwnedFd> {
-    // SAFETY: eventfd has no memory preconditions.
-    let fd = unsafe {
-        libc::eventfd(
-            0,
-            libc::EFD_CLOEXEC | libc::EFD_NONBLOCK | libc::EFD_SEMAPHORE,
-        )
-    };
-    if fd < 0 {
-        return Err(RsmError::from_alloc_errno(
-            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-        ));
-    }
-    // SAFETY: eventfd returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
 
 impl ShmExportPort {
     /// Shares `[vaddr, vaddr + len)` in place.
@@ -88,7 +107,15 @@ impl ShmExportPort {
                 importers: HashMap::new(),
                 handed_out: false,
             }),
-            events: OnceLock::new(),
+            hub: RwLock::new(Hub {
+                channels: Vec::new(),
+                sleepers: 0,
+                watched: false,
+                destroyed: false,
+            }),
+            own: AtomicU64::new(0),
+            sleep: OnceLock::new(),
+            cursor: AtomicUsize::new(0),
         })))
     }
 }
@@ -135,14 +162,18 @@ fn has_ipc_owner(pid: i32) -> bool {
         .is_some_and(|caps| caps & (1 << 15) != 0) // bit 15: CAP_IPC_OWNER
 }
 
-fn send_reply(fd: &OwnedFd, reply: Reply, pass: Option<RawFd>) -> bool {
-    let bytes = reply.encode();
+fn send_reply(fd: &OwnedFd, reply: Reply, pass: &[RawFd]) -> bool {
+    let bytes = Reply {
+        fds: pass.len() as u32,
+        ..reply
+    }
+    .encode();
     let iov = [IoSlice::new(&bytes)];
-    let fds = pass.map(|f| [f]);
-    let cmsgs: Vec<ControlMessage> = fds
-        .as_ref()
-        .map(|f| vec![ControlMessage::ScmRights(f)])
-        .unwrap_or_default();
+    let cmsgs: Vec<ControlMessage> = if pass.is_empty() {
+        Vec::new()
+    } else {
+        vec![ControlMessage::ScmRights(pass)]
+    };
     socket::sendmsg::<()>(
         fd.as_raw_fd(),
         &iov,
@@ -154,24 +185,6 @@ fn send_reply(fd: &OwnedFd, reply: Reply, pass: Option<RawFd>) -> bool {
 }
 
 impl ShmExport {
-    /// The pollfd's eventfd, made now if this is its first use.
-    fn events(&self) -> RsmResult<&OwnedFd> {
-        if let Some(fd) = self.events.get() {
-            return Ok(fd);
-        }
-        // Two threads may race here: the loser's descriptor is dropped.
-        let _ = self.events.set(new_eventfd()?);
-        self.events.get().ok_or(RsmError::InternalError)
-    }
-
-    /// A signal post from an importer (a post that cannot get its eventfd
-    /// is lost, like one to a vanished exporter).
-    fn post(&self, no_accumulate: bool) {
-        if let Ok(events) = self.events() {
-            post(events, no_accumulate);
-        }
-    }
-
     /// Accepts every waiting client of the listener `token`.
     pub fn accept_all(self: &Arc<Self>, agent: &Agent, token: u64) {
         loop {
@@ -256,9 +269,10 @@ impl ShmExport {
                     Reply {
                         status: e.code(),
                         rights: 0,
+                        fds: 0,
                         size: 0,
                     },
-                    None,
+                    &[],
                 );
                 return;
             }
@@ -277,27 +291,40 @@ impl ShmExport {
         } else {
             None
         };
-        if rights != 0 && pass.is_none() {
+        let channel = Channel::create();
+        if (rights != 0 && pass.is_none()) || channel.is_err() {
             send_reply(
                 &fd,
                 Reply {
                     status: RsmError::InsufficientResources.code(),
                     rights: 0,
+                    fds: 0,
                     size: 0,
                 },
-                None,
+                &[],
             );
             return;
         }
+        let Ok((channel, page)) = channel else {
+            return;
+        };
         let reply = Reply {
             status: 0,
             rights,
+            fds: 0,
             size,
         };
-        if !send_reply(&fd, reply, pass.as_ref().map(|f| f.as_raw_fd())) {
+        let mut fds: Vec<RawFd> = pass.iter().map(|f| f.as_raw_fd()).collect();
+        fds.extend([
+            page.as_raw_fd(),
+            channel.up_bell.0.as_raw_fd(),
+            channel.down_bell.0.as_raw_fd(),
+        ]);
+        if !send_reply(&fd, reply, &fds) {
             return;
         }
         drop(pass);
+        drop(page);
         let Ok(token) = agent.register(fd.as_fd(), Handler::Importer(Arc::downgrade(self))) else {
             return;
         };
@@ -309,45 +336,35 @@ impl ShmExport {
         };
         state.importers.insert(token, Importer { fd, info });
         state.handed_out = true;
+        self.link(token, channel);
     }
 
-    /// An importer's connection closed: it disconnected, exited or died.
-    /// An importer's connection is readable: signal posts, or end of file
-    /// (it disconnected, exited or died) and then it is dropped. Anything
-    /// else from it is hostile and drops it too.
+    /// An importer's connection is readable: end of file (it disconnected,
+    /// exited or died), or a packet, which an importer never sends after
+    /// its request: hostile. Either way it is dropped.
     pub fn importer_event(&self, agent: &Agent, token: u64) {
         let mut state = self.state.lock();
         let Some(imp) = state.importers.get(&token) else {
             return;
         };
-        let mut buf = [0u8; 64];
-        let gone = loop {
-            // SAFETY: recv writes at most buf.len() bytes into buf.
-            let n = unsafe {
-                libc::recv(
-                    imp.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-                )
-            };
-            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) {
-                break false;
-            }
-            let Ok(n) = usize::try_from(n) else {
-                break true;
-            };
-            match wire::decode_notice(&buf[..n.min(buf.len())]).filter(|_| n == wire::NOTICE_LEN) {
-                Some(wire::NOTICE_POST) => self.post(false),
-                Some(wire::NOTICE_POST_NO_ACCUMULATE) => self.post(true),
-                _ => break true,
-            }
+        let mut byte = [0u8; 1];
+        // SAFETY: recv writes at most 1 byte into `byte`.
+        let n = unsafe {
+            libc::recv(
+                imp.fd.as_raw_fd(),
+                byte.as_mut_ptr().cast(),
+                1,
+                libc::MSG_DONTWAIT | libc::MSG_PEEK,
+            )
         };
-        if gone {
-            if let Some(imp) = state.importers.remove(&token) {
-                agent.unregister(token, imp.fd.as_fd());
-            }
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) {
+            return;
         }
+        if let Some(imp) = state.importers.remove(&token) {
+            agent.unregister(token, imp.fd.as_fd());
+        }
+        drop(state);
+        self.unlink(token);
     }
 
     fn unpublish_locked(&self, state: &mut State) -> RsmResult<()> {
@@ -358,6 +375,7 @@ impl ShmExport {
         agent.unregister(listening.token, listening.fd.as_fd());
         drop(listening);
         let notice = wire::encode_notice(wire::NOTICE_UNPUBLISHED);
+        let tokens: Vec<u64> = state.importers.keys().copied().collect();
         for (token, imp) in state.importers.drain() {
             // SAFETY: send reads notice.len() bytes from our buffer.
             unsafe {
@@ -370,6 +388,9 @@ impl ShmExport {
             };
             agent.unregister(token, imp.fd.as_fd());
         }
+        for token in tokens {
+            self.unlink(token);
+        }
         // Importers that kept their descriptor (bypassing the library) must
         // not reach the memory any more: move it to a fresh memfd.
         if std::mem::take(&mut state.handed_out) {
@@ -379,26 +400,6 @@ impl ShmExport {
         }
         Ok(())
     }
-}
-
-/// Adds one event to the counter behind `events` (an `EFD_SEMAPHORE`
-/// eventfd, the segment's pollfd); with `no_accumulate`, not if one is
-/// pending already (spec 4.9).
-fn post(events: &OwnedFd, no_accumulate: bool) {
-    if no_accumulate {
-        let mut pfd = libc::pollfd {
-            fd: events.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one pollfd of ours, no wait.
-        if unsafe { libc::poll(&mut pfd, 1, 0) } == 1 {
-            return;
-        }
-    }
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from `one` to our eventfd.
-    unsafe { libc::write(events.as_raw_fd(), (&one as *const u64).cast(), 8) };
 }
 
 /// A read-only descriptor of the same memfd (through /proc/self/fd).
@@ -468,6 +469,7 @@ impl ExportPort for ShmExportPort {
     }
 
     fn destroy(&self) -> RsmResult<()> {
+        self.0.end_waits();
         let mut state = self.0.state.lock();
         if state.listening.is_some() {
             state.handed_out = false; // the memfd goes away entirely below
@@ -488,8 +490,233 @@ impl ExportPort for ShmExportPort {
             .map(|i| i.info.clone())
             .collect()
     }
+}
+
+/// A doorbell that may not exist yet: without one nobody sleeps, so there
+/// is nothing to ring.
+struct MaybeBell<'a>(Option<&'a EventFd>);
+impl Doorbell for MaybeBell<'_> {
+    fn ring(&self) {
+        if let Some(b) = self.0 {
+            b.ring();
+        }
+    }
+    fn drain(&self) {
+        if let Some(b) = self.0 {
+            b.drain();
+        }
+    }
+}
+
+fn epoll_ctl(epoll: &OwnedFd, op: i32, fd: RawFd, data: u64) -> RsmResult<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: data,
+    };
+    // SAFETY: `ev` is a valid event for the duration of the call.
+    if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), op, fd, &mut ev) } != 0 {
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        return Err(RsmError::from_alloc_errno(e));
+    }
+    Ok(())
+}
+
+/// Signals (spec 4.9) on the exporter's side.
+impl ShmExport {
+    fn own(&self) -> Counter<'_> {
+        Counter(&self.own)
+    }
+
+    fn own_bell(&self) -> MaybeBell<'_> {
+        MaybeBell(self.sleep.get().map(|s| &s.own))
+    }
+
+    /// The sleeping descriptors, made now if needed (under the hub's
+    /// write lock, so every channel is in the set exactly once).
+    fn sleep_locked(&self, hub: &Hub) -> RsmResult<&Sleep> {
+        if let Some(s) = self.sleep.get() {
+            return Ok(s);
+        }
+        // SAFETY: epoll_create1 has no memory preconditions.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            return Err(RsmError::from_alloc_errno(e));
+        }
+        // SAFETY: a new descriptor we own.
+        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        let own = EventFd::new()?;
+        epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, own.0.as_raw_fd(), OWN)?;
+        for (token, ch) in &hub.channels {
+            epoll_ctl(
+                &epoll,
+                libc::EPOLL_CTL_ADD,
+                ch.up_bell.0.as_raw_fd(),
+                *token,
+            )?;
+        }
+        let _ = self.sleep.set(Sleep { epoll, own });
+        self.sleep.get().ok_or(RsmError::InternalError)
+    }
+
+    /// Arms or disarms every counter the exporter waits on.
+    fn arm_all(&self, hub: &Hub, on: bool) {
+        self.own().arm(on, &self.own_bell());
+        for (_, ch) in &hub.channels {
+            ch.up().arm(on, &ch.up_bell);
+        }
+    }
+
+    /// Changes who waits; arms on the first, disarms after the last.
+    fn set_waiting(&self, change: impl FnOnce(&mut Hub)) -> RsmResult<()> {
+        let mut hub = self.hub.write();
+        let before = hub.armed();
+        self.sleep_locked(&hub)?;
+        change(&mut hub);
+        if hub.armed() != before {
+            self.arm_all(&hub, hub.armed());
+        }
+        Ok(())
+    }
+
+    /// A new importer's channel joins the hub.
+    fn link(&self, token: u64, channel: Channel) {
+        let mut hub = self.hub.write();
+        if let Some(s) = self.sleep.get() {
+            let _ = epoll_ctl(
+                &s.epoll,
+                libc::EPOLL_CTL_ADD,
+                channel.up_bell.0.as_raw_fd(),
+                token,
+            );
+        }
+        if hub.armed() {
+            channel.up().arm(true, &channel.up_bell);
+        }
+        hub.channels.push((token, channel));
+    }
+
+    /// An importer left: its channel goes, and the events it posted that
+    /// were not consumed yet move to `own`, so none is lost.
+    fn unlink(&self, token: u64) {
+        let mut hub = self.hub.write();
+        let Some(i) = hub.channels.iter().position(|(t, _)| *t == token) else {
+            return;
+        };
+        let (_, channel) = hub.channels.swap_remove(i);
+        if let Some(s) = self.sleep.get() {
+            let _ = epoll_ctl(
+                &s.epoll,
+                libc::EPOLL_CTL_DEL,
+                channel.up_bell.0.as_raw_fd(),
+                0,
+            );
+        }
+        self.own().add(channel.up().take_all(), &self.own_bell());
+    }
+
+    /// Destroy: waiters leave with `RSMERR_BAD_SEG_HNDL`.
+    fn end_waits(&self) {
+        self.hub.write().destroyed = true;
+        if let Some(s) = self.sleep.get() {
+            s.own.ring();
+        }
+    }
+
+    /// One event from any importer, scanning from a rotating start.
+    fn take_one(&self, hub: &Hub) -> bool {
+        if self.own().take(&self.own_bell()) {
+            return true;
+        }
+        let n = hub.channels.len();
+        if n == 0 {
+            return false;
+        }
+        let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
+        (0..n).any(|i| {
+            let (_, ch) = &hub.channels[(start + i) % n];
+            ch.up().take(&ch.up_bell)
+        })
+    }
+
+    /// Drains the doorbells epoll reports readable with nothing behind.
+    fn settle_ready(&self, hub: &Hub) {
+        let Some(s) = self.sleep.get() else {
+            return;
+        };
+        let mut ready = [libc::epoll_event { events: 0, u64: 0 }; 16];
+        // SAFETY: the kernel writes at most 16 events into `ready`.
+        let n = unsafe { libc::epoll_wait(s.epoll.as_raw_fd(), ready.as_mut_ptr(), 16, 0) };
+        for ev in ready.iter().take(usize::try_from(n).unwrap_or(0)) {
+            let token = ev.u64;
+            if token == OWN {
+                self.own().settle(&s.own);
+            } else if let Some((_, ch)) = hub.channels.iter().find(|(t, _)| *t == token) {
+                ch.up().settle(&ch.up_bell);
+            }
+        }
+    }
+}
+
+impl Waitable for ShmExport {
+    fn take(&self) -> bool {
+        self.take_one(&self.hub.read())
+    }
+
+    fn pending(&self) -> bool {
+        let hub = self.hub.read();
+        self.own().pending() || hub.channels.iter().any(|(_, ch)| ch.up().pending())
+    }
+
+    fn ended(&self) -> Option<RsmError> {
+        self.hub.read().destroyed.then_some(RsmError::BadSegHndl)
+    }
+
+    fn arm(&self) -> RsmResult<()> {
+        self.set_waiting(|h| h.sleepers += 1)
+    }
+
+    fn disarm(&self) {
+        let _ = self.set_waiting(|h| h.sleepers = h.sleepers.saturating_sub(1));
+    }
+
+    fn sleep(&self, timeout_ms: i32) -> RsmResult<bool> {
+        let s = self.sleep.get().ok_or(RsmError::InternalError)?;
+        channel::sleep_on(s.epoll.as_raw_fd(), timeout_ms)
+    }
+
+    fn settle(&self) {
+        self.settle_ready(&self.hub.read());
+    }
+}
+
+impl Signals for ShmExportPort {
+    fn post(&self, no_accumulate: bool) -> RsmResult<()> {
+        for (_, ch) in &self.0.hub.read().channels {
+            ch.down().post(no_accumulate, &ch.down_bell);
+        }
+        Ok(())
+    }
+
+    fn wait(&self, timeout_ms: i32) -> RsmResult<()> {
+        events::wait(&*self.0, timeout_ms, events::spin())
+    }
+
+    fn take(&self) -> RsmResult<bool> {
+        let hub = self.0.hub.read();
+        if self.0.take_one(&hub) {
+            return Ok(true);
+        }
+        self.0.settle_ready(&hub);
+        Ok(false)
+    }
 
     fn pollfd(&self) -> RsmResult<RawFd> {
-        Ok(self.0.events()?.as_raw_fd())
+        let hub = self.0.hub.write();
+        Ok(self.0.sleep_locked(&hub)?.epoll.as_raw_fd())
+    }
+
+    fn watch(&self, on: bool) -> RsmResult<()> {
+        self.0.set_waiting(|h| h.watched = on)
     }
 }

@@ -4,12 +4,14 @@
 //! program never faults, and report `RSMERR_CONN_ABORTED` from then on.
 
 use super::agent::{self, Agent, Handler};
-use super::export::{new_eventfd, segment_name};
-use super::wire::{self, Reply, Request};
+use super::channel::{self, Channel};
+use super::export::segment_name;
+use super::wire::{Reply, Request};
 use crate::config::NodeId;
 use crate::core::permission::{PERM_READ, PERM_WRITE};
 use crate::error::{RsmError, RsmResult};
-use crate::transport::ImportPort;
+use crate::transport::events::{self, Doorbell, Waitable};
+use crate::transport::{ImportPort, Signals};
 use nix::sys::socket::{
     self, connect, socket, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
     UnixAddr,
@@ -44,7 +46,10 @@ pub struct ShmImport {
     /// with the granted protection; lives as long as this import.
     data: Option<Mapping>,
     state: Mutex<State>,
-    events: OwnedFd,
+    /// Signals both ways (channel.rs).
+    channel: Channel,
+    /// Threads asleep in a wait, and whether the program holds the pollfd.
+    waiting: Mutex<(u32, bool)>,
 }
 
 impl Drop for ShmImport {
@@ -167,10 +172,6 @@ fn listening(addr: &UnixAddr) -> bool {
 
 fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) -> Attempt {
     let fail = |e: RsmError| Attempt::Done(Err(e));
-    let events = match new_eventfd() {
-        Ok(fd) => fd,
-        Err(e) => return fail(e),
-    };
     let sock = match socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -203,7 +204,7 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
         Err(e) => return fail(errno_of(e)),
     }
     let mut buf = [0u8; 64];
-    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    let mut cmsg = nix::cmsg_space!([RawFd; 8]);
     let mut iov = [IoSliceMut::new(&mut buf)];
     let msg = match socket::recvmsg::<()>(
         sock.as_raw_fd(),
@@ -243,10 +244,25 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
     let Ok(size) = usize::try_from(reply.size) else {
         return fail(RsmError::InternalError);
     };
-    let memfd = fds.into_iter().next();
-    if reply.rights != 0 && memfd.is_none() {
+    // The segment's descriptor if any rights were granted, then the
+    // event channel's page and doorbells (wire.rs).
+    let expected = usize::from(reply.rights != 0) + 3;
+    if fds.len() != expected || reply.fds as usize != expected {
+        crate::why!(
+            "connect: expected {expected} descriptors, got {}",
+            fds.len()
+        );
         return fail(RsmError::InternalError);
     }
+    let mut fds = fds.into_iter();
+    let memfd = if reply.rights != 0 { fds.next() } else { None };
+    let channel = match (fds.next(), fds.next(), fds.next()) {
+        (Some(page), Some(up), Some(down)) => match Channel::attach(page, up, down) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        },
+        _ => return fail(RsmError::InternalError),
+    };
     let data = match memfd.as_ref() {
         Some(fd) if size > 0 => {
             let len = page_round(size);
@@ -285,7 +301,8 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
             memfd,
             mapping: None,
         }),
-        events,
+        channel,
+        waiting: Mutex::new((0, false)),
     });
     let registered = agent::agent().and_then(|agent| {
         agent.register(
@@ -320,6 +337,96 @@ impl ShmImport {
         // sees the new generation when it checks (spec 5.2).
         self.generation.fetch_add(1, Ordering::AcqRel);
         state.memfd = None; // let the exporter's memory go
+        drop(state);
+        // Wake every waiter and poller: they report RSMERR_CONN_ABORTED
+        // once the events posted before are consumed (spec 5.2 leaves
+        // them asleep; docs/compatibility.md).
+        self.channel.down_bell.ring();
+    }
+
+    /// Arms the `down` counter while anyone sleeps on it or polls it.
+    fn set_waiting(&self, change: impl FnOnce(&mut (u32, bool))) {
+        let mut w = self.waiting.lock();
+        let before = w.0 > 0 || w.1;
+        change(&mut w);
+        let after = w.0 > 0 || w.1;
+        if before != after {
+            self.channel.down().arm(after, &self.channel.down_bell);
+        }
+    }
+}
+
+impl Waitable for ShmImport {
+    fn take(&self) -> bool {
+        self.channel.down().take(&self.channel.down_bell)
+    }
+
+    fn pending(&self) -> bool {
+        self.channel.down().pending()
+    }
+
+    fn ended(&self) -> Option<RsmError> {
+        self.aborted
+            .load(Ordering::Acquire)
+            .then_some(RsmError::ConnAborted)
+    }
+
+    fn arm(&self) -> RsmResult<()> {
+        self.set_waiting(|w| w.0 += 1);
+        Ok(())
+    }
+
+    fn disarm(&self) {
+        self.set_waiting(|w| w.0 = w.0.saturating_sub(1));
+    }
+
+    fn sleep(&self, timeout_ms: i32) -> RsmResult<bool> {
+        channel::sleep_on(self.channel.down_bell.0.as_raw_fd(), timeout_ms)
+    }
+
+    fn settle(&self) {
+        // After an abort the bell stays rung: every waiter must wake.
+        if !self.aborted.load(Ordering::Acquire) {
+            self.channel.down().settle(&self.channel.down_bell);
+        }
+    }
+}
+
+impl Signals for ShmImportPort {
+    fn post(&self, no_accumulate: bool) -> RsmResult<()> {
+        // After a forced disconnect nobody reads the counter: a silent
+        // success, as on Solaris (spec 5.2).
+        if !self.0.aborted.load(Ordering::Acquire) {
+            let ch = &self.0.channel;
+            ch.up().post(no_accumulate, &ch.up_bell);
+        }
+        Ok(())
+    }
+
+    fn wait(&self, timeout_ms: i32) -> RsmResult<()> {
+        events::wait(&*self.0, timeout_ms, events::spin())
+    }
+
+    fn take(&self) -> RsmResult<bool> {
+        if Waitable::take(&*self.0) {
+            return Ok(true);
+        }
+        match self.0.ended() {
+            Some(e) => Err(e),
+            None => {
+                self.0.settle();
+                Ok(false)
+            }
+        }
+    }
+
+    fn pollfd(&self) -> RsmResult<RawFd> {
+        Ok(self.0.channel.down_bell.0.as_raw_fd())
+    }
+
+    fn watch(&self, on: bool) -> RsmResult<()> {
+        self.0.set_waiting(|w| w.1 = on);
+        Ok(())
     }
 }
 
@@ -395,36 +502,6 @@ impl ImportPort for ShmImportPort {
         self.0.generation.load(Ordering::Acquire)
     }
 
-    fn post(&self, no_accumulate: bool) -> RsmResult<()> {
-        if self.aborted() {
-            return Ok(());
-        }
-        let kind = if no_accumulate {
-            wire::NOTICE_POST_NO_ACCUMULATE
-        } else {
-            wire::NOTICE_POST
-        };
-        let notice = wire::encode_notice(kind);
-        // SAFETY: send reads notice.len() bytes from our buffer.
-        let n = unsafe {
-            libc::send(
-                self.0.sock.as_raw_fd(),
-                notice.as_ptr().cast(),
-                notice.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if n == notice.len() as isize {
-            return Ok(());
-        }
-        match std::io::Error::last_os_error().raw_os_error() {
-            Some(libc::EPIPE) | Some(libc::ECONNRESET) => Ok(()), // exporter gone
-            Some(libc::EINTR) => Err(RsmError::Interrupted),
-            Some(e) => Err(RsmError::from_alloc_errno(e)),
-            None => Err(RsmError::InternalError),
-        }
-    }
-
     fn close(&self) {
         if let Some(&token) = self.0.token.get() {
             if let Some(agent) = agent::running() {
@@ -440,10 +517,6 @@ impl ImportPort for ShmImportPort {
         // descriptor itself is closed only when the last reference goes.
         // SAFETY: shutdown on our own socket.
         unsafe { libc::shutdown(self.0.sock.as_raw_fd(), libc::SHUT_RDWR) };
-    }
-
-    fn pollfd(&self) -> RawFd {
-        self.0.events.as_raw_fd()
     }
 }
 

@@ -8,6 +8,7 @@
 //! this network namespace (processes in other namespaces are other hosts).
 
 mod agent;
+mod channel;
 mod export;
 mod fork;
 mod import;

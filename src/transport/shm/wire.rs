@@ -2,13 +2,15 @@
 //! a fixed size; anything else is dropped as hostile).
 //!
 //! importer -> exporter: `Request` once, right after connect.
-//! exporter -> importer: `Reply` once (with the segment's descriptor on
-//! success, by `SCM_RIGHTS`), later at most one `Notice`.
+//! exporter -> importer: `Reply` once (on success with, by `SCM_RIGHTS`,
+//! the segment's descriptor if any rights were granted, then the event
+//! channel: its page and its two doorbells), later at most one `Notice`.
+//! Signals do not use the socket: they go through the channel.
 
 /// "RSM1", little-endian.
 pub const MAGIC: u32 = 0x314D_5352;
-/// Protocol version; a different one is refused.
-pub const VERSION: u32 = 1;
+/// Protocol version; a different one is refused. 2: event channels.
+pub const VERSION: u32 = 2;
 
 /// Connect request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,16 +28,14 @@ pub struct Reply {
     pub status: i32,
     /// Rights granted.
     pub rights: u32,
+    /// Descriptors attached.
+    pub fds: u32,
     /// Segment length.
     pub size: u64,
 }
 
-/// Kinds of notice. exporter -> importer: the segment is gone.
+/// The one kind of notice, exporter -> importer: the segment is gone.
 pub const NOTICE_UNPUBLISHED: u32 = 1;
-/// importer -> exporter: a signal post (spec 4.9), accumulating.
-pub const NOTICE_POST: u32 = 2;
-/// importer -> exporter: a post dropped if one is pending.
-pub const NOTICE_POST_NO_ACCUMULATE: u32 = 3;
 
 /// Size of every request on the wire.
 pub const REQUEST_LEN: usize = 16;
@@ -77,6 +77,7 @@ impl Reply {
         b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
         b[4..8].copy_from_slice(&self.status.to_le_bytes());
         b[8..12].copy_from_slice(&self.rights.to_le_bytes());
+        b[12..16].copy_from_slice(&self.fds.to_le_bytes());
         b[16..24].copy_from_slice(&self.size.to_le_bytes());
         b
     }
@@ -86,6 +87,7 @@ impl Reply {
         (b.len() == REPLY_LEN && u32_at(b, 0) == MAGIC).then(|| Reply {
             status: u32_at(b, 4) as i32,
             rights: u32_at(b, 8),
+            fds: u32_at(b, 12),
             size: u64::from_le_bytes(b[16..24].try_into().unwrap_or_default()),
         })
     }
@@ -100,7 +102,9 @@ pub fn encode_notice(kind: u32) -> [u8; NOTICE_LEN] {
     b
 }
 
-/// The kind of a notice, if `b` is exactly one.
+/// The kind of a notice, if `b` is exactly one (the importer treats any
+/// readable event on its socket as the end, so only tests decode).
+#[cfg(test)]
 pub fn decode_notice(b: &[u8]) -> Option<u32> {
     (b.len() == NOTICE_LEN && u32_at(b, 0) == MAGIC && u32_at(b, 4) == VERSION)
         .then(|| u32_at(b, 8))
@@ -120,6 +124,7 @@ mod tests {
         let a = Reply {
             status: 27,
             rights: 0o400,
+            fds: 4,
             size: 1 << 33,
         };
         assert_eq!(Reply::decode(&a.encode()), Some(a));
@@ -130,9 +135,12 @@ mod tests {
         assert_eq!(Request::decode(&v), None, "other version");
         assert_eq!(Reply::decode(&[1; 3]), None);
         assert_eq!(
-            decode_notice(&encode_notice(NOTICE_POST)),
-            Some(NOTICE_POST)
+            decode_notice(&encode_notice(NOTICE_UNPUBLISHED)),
+            Some(NOTICE_UNPUBLISHED)
         );
-        assert_eq!(decode_notice(&encode_notice(NOTICE_POST)[..11]), None);
+        assert_eq!(
+            decode_notice(&encode_notice(NOTICE_UNPUBLISHED)[..11]),
+            None
+        );
     }
 }

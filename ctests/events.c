@@ -1,0 +1,613 @@
+/*
+ * Events (spec 4.9, 5.2): rsm_intr_signal_post and rsm_intr_signal_wait
+ * between real exporter and importer processes, the pollfd in the
+ * program's own poll(2) and epoll, rsm_intr_signal_wait_pollfd mixing RSM
+ * and ordinary descriptors, the implicit post of putv/getv, signals, and
+ * the forced disconnect as a waiter sees it. Exact counts are also checked
+ * on a segment this process both exports and imports.
+ */
+#define _GNU_SOURCE
+#include <rsmapi.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include "common.h"
+
+static size_t len; /* every segment: one page */
+static rsmapi_controller_handle_t ctrl;
+
+static rsm_memseg_id_t next_id(void)
+{
+    static unsigned k;
+    return 0x400000 + (rsm_memseg_id_t)(getpid() % 100000) * 16 + k++;
+}
+
+static char *memory(void)
+{
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) abort();
+    memset(p, 'e', len);
+    return p;
+}
+
+static void say(int fd, char c) { CHECK(write(fd, &c, 1) == 1); }
+
+static char hear(int fd)
+{
+    char c = 0;
+    return read(fd, &c, 1) == 1 ? c : 0;
+}
+
+/* Forks a child with clean counters and a safety alarm (0 in the child). */
+static pid_t child(void)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        passed = failed = 0;
+        alarm(20);
+    }
+    return pid;
+}
+
+/* A segment this process exports and publishes, and imports as well. */
+struct local {
+    char *buf;
+    rsm_memseg_export_handle_t ex;
+    rsm_memseg_import_handle_t im;
+    rsm_memseg_id_t id;
+};
+
+static struct local local_open(void)
+{
+    struct local s = {memory(), NULL, NULL, next_id()};
+    CHECK_RC(rsm_memseg_export_create(ctrl, &s.ex, s.buf, len, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_publish(s.ex, &s.id, NULL, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_connect(ctrl, 0, s.id, RSM_PERM_RDWR, &s.im), RSM_SUCCESS);
+    return s;
+}
+
+static void local_close(struct local *s)
+{
+    CHECK_RC(rsm_memseg_import_disconnect(s->im), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_destroy(s->ex), RSM_SUCCESS);
+    munmap(s->buf, len);
+}
+
+/* Consumes `n` events with generous timeouts, then finds none pending. */
+static void expect_events(void *seg, int n)
+{
+    for (int i = 0; i < n; i++) CHECK_RC(rsm_intr_signal_wait(seg, 5000), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(seg, 0), RSMERR_TIMEOUT);
+}
+
+/* An exporter process: publishes a segment and answers 'y', then obeys one
+ * byte at a time, answering 'y' on success: 'P' post on the export handle,
+ * 'u' unpublish, 'd' destroy; 'q' destroys (if needed) and exits. */
+struct exporter {
+    pid_t pid;
+    int cmd, ack;
+    rsm_memseg_id_t id;
+};
+
+static struct exporter start_exporter(void)
+{
+    struct exporter e = {0, -1, -1, next_id()};
+    int cmd[2], ack[2];
+    CHECK(pipe(cmd) == 0 && pipe(ack) == 0);
+    e.pid = child();
+    if (e.pid == 0) {
+        close(cmd[1]);
+        close(ack[0]);
+        char *buf = memory(), c;
+        rsmapi_controller_handle_t mine;
+        rsm_memseg_export_handle_t seg;
+        int live = 1;
+        CHECK_RC(rsm_get_controller("shm0", &mine), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_create(mine, &seg, buf, len, 0), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_publish(seg, &e.id, NULL, 0), RSM_SUCCESS);
+        say(ack[1], failed == 0 ? 'y' : 'n');
+        while (read(cmd[0], &c, 1) == 1 && c != 'q') {
+            int rc = RSMERR_BAD_ARGS_ERRORS;
+            if (c == 'P') rc = rsm_intr_signal_post(seg, 0);
+            if (c == 'u') rc = rsm_memseg_export_unpublish(seg);
+            if (c == 'd') rc = rsm_memseg_export_destroy(seg);
+            if (c == 'd' && rc == RSM_SUCCESS) live = 0;
+            CHECK_RC(rc, RSM_SUCCESS);
+            say(ack[1], rc == RSM_SUCCESS ? 'y' : 'n');
+        }
+        if (live) CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
+        CHECK_RC(rsm_release_controller(mine), RSM_SUCCESS);
+        child_exit();
+    }
+    close(cmd[0]);
+    close(ack[1]);
+    e.cmd = cmd[1];
+    e.ack = ack[0];
+    CHECK(hear(e.ack) == 'y');
+    return e;
+}
+
+static int command(struct exporter *e, char c)
+{
+    say(e->cmd, c);
+    return hear(e->ack) == 'y';
+}
+
+/* 1. Both directions: this process exports, two importer processes
+ * connect. Each importer gets exactly the 5 posts made on the export
+ * handle, the exporter exactly the 3 + 3 posts of the importers, and the
+ * last post of each importer stays pending after it disconnects or exits.
+ * With spin0 the importers sleep at once (RSM_SPIN_US=0, read at their
+ * first wait), otherwise they spin first. */
+static void both_directions(int spin0)
+{
+    char *buf = memory();
+    rsm_memseg_export_handle_t ex;
+    rsm_memseg_id_t id = next_id();
+    CHECK_RC(rsm_memseg_export_create(ctrl, &ex, buf, len, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_publish(ex, &id, NULL, 0), RSM_SUCCESS);
+    int up[2][2], down[2][2];
+    pid_t pid[2];
+    for (int k = 0; k < 2; k++) {
+        CHECK(pipe(up[k]) == 0 && pipe(down[k]) == 0);
+        pid[k] = child();
+        if (pid[k] == 0) {
+            rsm_memseg_import_handle_t im;
+            if (spin0) setenv("RSM_SPIN_US", "0", 1);
+            CHECK_RC(rsm_memseg_import_connect(ctrl, 0, id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+            say(up[k][1], 'c');
+            expect_events(im, 5);
+            for (int i = 0; i < 3; i++) CHECK_RC(rsm_intr_signal_post(im, 0), RSM_SUCCESS);
+            CHECK(hear(down[k][0]) == 'g');
+            CHECK_RC(rsm_intr_signal_post(im, 0), RSM_SUCCESS);
+            if (k == 0) CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+            child_exit(); /* importer 1 exits still connected */
+        }
+        close(up[k][1]);
+        close(down[k][0]);
+    }
+    CHECK(hear(up[0][0]) == 'c' && hear(up[1][0]) == 'c');
+    usleep(20000); /* the importers are most likely asleep in their waits */
+    for (int i = 0; i < 5; i++) CHECK_RC(rsm_intr_signal_post(ex, 0), RSM_SUCCESS);
+    expect_events(ex, 6);
+    for (int k = 0; k < 2; k++) say(down[k][1], 'g');
+    check_child(pid[0], spin0 ? "importer 0, RSM_SPIN_US=0" : "importer 0");
+    check_child(pid[1], spin0 ? "importer 1, RSM_SPIN_US=0" : "importer 1");
+    expect_events(ex, 2); /* posted by importers that have gone since */
+    for (int k = 0; k < 2; k++) {
+        close(up[k][0]);
+        close(down[k][1]);
+    }
+    CHECK_RC(rsm_memseg_export_destroy(ex), RSM_SUCCESS);
+    munmap(buf, len);
+}
+
+/* 2. Handles that are not segments: NULL, forged, a controller, and a
+ * destroyed export and a disconnected import. */
+static void bad_handles(void)
+{
+    struct local s = local_open();
+    rsm_memseg_export_handle_t ex = s.ex;
+    rsm_memseg_import_handle_t im = s.im;
+    local_close(&s);
+    void *bad[] = {NULL, (void *)0x1234, ctrl, ex, im};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_RC(rsm_intr_signal_post(bad[i], 0), RSMERR_BAD_SEG_HNDL);
+        CHECK_RC(rsm_intr_signal_wait(bad[i], 0), RSMERR_BAD_SEG_HNDL);
+    }
+}
+
+/* 3. Counting, on a segment this process exports and imports: a post on
+ * the import handle signals the export segment, a post on the export
+ * handle every import segment connected now, each post adds one event and
+ * each wait takes one. */
+static void counting(void)
+{
+    struct local s = local_open();
+    rsm_memseg_import_handle_t im2, late;
+    CHECK_RC(rsm_memseg_import_connect(ctrl, 0, s.id, RSM_PERM_READ, &im2), RSM_SUCCESS);
+
+    /* Importer to exporter; a timed wait with nothing pending times out. */
+    CHECK_RC(rsm_intr_signal_wait(s.ex, 100), RSMERR_TIMEOUT);
+    for (int i = 0; i < 3; i++) CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+    expect_events(s.ex, 3);
+
+    /* Exporter to both import handles, not to itself. */
+    CHECK_RC(rsm_intr_signal_wait(s.im, 100), RSMERR_TIMEOUT);
+    for (int i = 0; i < 2; i++) CHECK_RC(rsm_intr_signal_post(s.ex, 0), RSM_SUCCESS);
+    expect_events(s.im, 2);
+    expect_events(im2, 2);
+    CHECK_RC(rsm_intr_signal_wait(s.ex, 0), RSMERR_TIMEOUT);
+
+    /* An importer that connects after a post does not get it. */
+    CHECK_RC(rsm_intr_signal_post(s.ex, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_connect(ctrl, 0, s.id, RSM_PERM_RDWR, &late), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(late, 0), RSMERR_TIMEOUT);
+    CHECK_RC(rsm_memseg_import_disconnect(late), RSM_SUCCESS);
+    expect_events(s.im, 1);
+    expect_events(im2, 1);
+
+    /* NO_ACCUMULATE: no event while one is pending, in both directions. */
+    for (int i = 0; i < 3; i++)
+        CHECK_RC(rsm_intr_signal_post(s.im, RSM_SIGPOST_NO_ACCUMULATE), RSM_SUCCESS);
+    expect_events(s.ex, 1);
+    CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_post(s.im, RSM_SIGPOST_NO_ACCUMULATE), RSM_SUCCESS);
+    expect_events(s.ex, 1);
+    for (int i = 0; i < 3; i++)
+        CHECK_RC(rsm_intr_signal_post(s.ex, RSM_SIGPOST_NO_ACCUMULATE), RSM_SUCCESS);
+    expect_events(s.im, 1);
+    expect_events(im2, 1);
+
+    /* Unknown flag bits are ignored. */
+    CHECK_RC(rsm_intr_signal_post(s.im, 0x100), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_post(s.im, 0x80000000u), RSM_SUCCESS);
+    expect_events(s.ex, 2);
+    CHECK_RC(rsm_intr_signal_post(s.im, RSM_SIGPOST_NO_ACCUMULATE | 0x100), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_post(s.im, RSM_SIGPOST_NO_ACCUMULATE | 0x100), RSM_SUCCESS);
+    expect_events(s.ex, 1);
+
+    /* Any negative timeout waits as long as it takes. */
+    CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(s.ex, -1), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(s.ex, -7), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(s.ex, 0), RSMERR_TIMEOUT);
+
+    /* An export handle without importers: the post succeeds, reaching no one. */
+    char *buf = memory();
+    rsm_memseg_export_handle_t alone;
+    rsm_memseg_id_t id = next_id();
+    CHECK_RC(rsm_memseg_export_create(ctrl, &alone, buf, len, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_post(alone, 0), RSM_SUCCESS); /* never published */
+    CHECK_RC(rsm_memseg_export_publish(alone, &id, NULL, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_post(alone, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_unpublish(alone), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_post(alone, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(alone, 0), RSMERR_TIMEOUT);
+    CHECK_RC(rsm_memseg_export_destroy(alone), RSM_SUCCESS);
+    munmap(buf, len);
+
+    CHECK_RC(rsm_memseg_import_disconnect(im2), RSM_SUCCESS);
+    local_close(&s);
+}
+
+/* 4. The pollfd in the program's own poll(2) and epoll: readable while an
+ * event is pending (level-triggered, polling consumes nothing), not once
+ * the waits took them all. */
+static void poll_and_epoll(void)
+{
+    struct local s = local_open();
+    struct pollfd pfd = {-1, 0, 0}, ipfd = {-1, 0, 0};
+    CHECK_RC(rsm_memseg_get_pollfd(s.ex, &pfd), RSM_SUCCESS);
+    CHECK(pfd.fd >= 0 && pfd.events == POLLRDNORM);
+    CHECK(poll(&pfd, 1, 0) == 0);
+
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev, out;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.fd = pfd.fd;
+    CHECK(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, pfd.fd, &ev) == 0);
+    CHECK(epoll_wait(ep, &out, 1, 0) == 0);
+
+    /* Two pending: readable, again and again, for POLLRDNORM and POLLIN. */
+    CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+    CHECK(poll(&pfd, 1, 5000) == 1 && (pfd.revents & POLLRDNORM));
+    CHECK(poll(&pfd, 1, 5000) == 1 && (pfd.revents & POLLRDNORM));
+    struct pollfd in = {pfd.fd, POLLIN, 0};
+    CHECK(poll(&in, 1, 5000) == 1 && (in.revents & POLLIN));
+    CHECK(epoll_wait(ep, &out, 1, 5000) == 1 && (out.events & EPOLLIN) && out.data.fd == pfd.fd);
+    CHECK(epoll_wait(ep, &out, 1, 5000) == 1);
+
+    /* One taken: still one pending, still readable. Both taken: not. */
+    CHECK_RC(rsm_intr_signal_wait(s.ex, 5000), RSM_SUCCESS);
+    CHECK(poll(&pfd, 1, 5000) == 1 && (pfd.revents & POLLRDNORM));
+    CHECK(epoll_wait(ep, &out, 1, 5000) == 1);
+    CHECK_RC(rsm_intr_signal_wait(s.ex, 5000), RSM_SUCCESS);
+    CHECK(poll(&pfd, 1, 0) == 0);
+    CHECK(epoll_wait(ep, &out, 1, 0) == 0);
+    CHECK(close(ep) == 0);
+
+    /* The import side, the same way. */
+    CHECK_RC(rsm_memseg_get_pollfd(s.im, &ipfd), RSM_SUCCESS);
+    CHECK(ipfd.fd >= 0 && ipfd.events == POLLRDNORM);
+    CHECK(poll(&ipfd, 1, 0) == 0);
+    CHECK_RC(rsm_intr_signal_post(s.ex, 0), RSM_SUCCESS);
+    CHECK(poll(&ipfd, 1, 5000) == 1 && (ipfd.revents & POLLRDNORM));
+    CHECK_RC(rsm_intr_signal_wait(s.im, 5000), RSM_SUCCESS);
+    CHECK(poll(&ipfd, 1, 0) == 0);
+
+    /* A held pollfd keeps its segment. */
+    CHECK_RC(rsm_memseg_export_destroy(s.ex), RSMERR_POLLFD_IN_USE);
+    CHECK_RC(rsm_memseg_import_disconnect(s.im), RSMERR_POLLFD_IN_USE);
+    CHECK_RC(rsm_memseg_release_pollfd(s.ex), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_release_pollfd(s.im), RSM_SUCCESS);
+    local_close(&s);
+}
+
+/* 5. rsm_intr_signal_wait_pollfd: poll(2) over RSM pollfds and a pipe,
+ * taking one event per ready RSM entry. */
+static void wait_pollfd(void)
+{
+    struct local s = local_open();
+    struct pollfd fds[3];
+    int p[2], n;
+    CHECK(pipe(p) == 0);
+    CHECK_RC(rsm_memseg_get_pollfd(s.ex, &fds[0]), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_get_pollfd(s.im, &fds[1]), RSM_SUCCESS);
+    fds[2].fd = p[0];
+    fds[2].events = POLLIN;
+
+    /* Three pending: each call takes exactly one. */
+    for (int i = 0; i < 3; i++) CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+    for (int i = 0; i < 3; i++) {
+        n = -1;
+        CHECK_RC(rsm_intr_signal_wait_pollfd(fds, 1, 5000, &n), RSM_SUCCESS);
+        CHECK(n == 1 && fds[0].revents == POLLRDNORM);
+    }
+    n = -1;
+    CHECK_RC(rsm_intr_signal_wait_pollfd(fds, 1, 0, &n), RSMERR_TIMEOUT);
+    CHECK(n == 0 && fds[0].revents == 0);
+
+    /* A pending segment and a readable pipe: two entries, one event taken. */
+    CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+    say(p[1], 'x');
+    CHECK_RC(rsm_intr_signal_wait_pollfd(fds, 3, 5000, &n), RSM_SUCCESS);
+    CHECK(n == 2 && fds[0].revents == POLLRDNORM && fds[1].revents == 0);
+    CHECK(fds[2].revents & POLLIN);
+    CHECK_RC(rsm_intr_signal_wait(s.ex, 0), RSMERR_TIMEOUT);
+
+    /* Only the pipe: one entry, with what poll said. */
+    CHECK_RC(rsm_intr_signal_wait_pollfd(fds, 3, 5000, &n), RSM_SUCCESS);
+    CHECK(n == 1 && fds[0].revents == 0 && fds[1].revents == 0 && (fds[2].revents & POLLIN));
+    CHECK(hear(p[0]) == 'x');
+
+    /* Nothing ready. */
+    n = 99;
+    CHECK_RC(rsm_intr_signal_wait_pollfd(fds, 3, 0, &n), RSMERR_TIMEOUT);
+    CHECK(n == 0);
+    n = 99;
+    CHECK_RC(rsm_intr_signal_wait_pollfd(NULL, 0, 0, &n), RSMERR_TIMEOUT);
+    CHECK(n == 0);
+
+    /* The import side; numfdsp may be NULL. */
+    CHECK_RC(rsm_intr_signal_post(s.ex, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait_pollfd(fds, 3, 5000, NULL), RSM_SUCCESS);
+    CHECK(fds[0].revents == 0 && fds[1].revents == POLLRDNORM && fds[2].revents == 0);
+    CHECK_RC(rsm_intr_signal_wait(s.im, 0), RSMERR_TIMEOUT);
+
+    /* One event, its pollfd listed twice: one entry takes it, the other
+     * finds it taken and is cleared. */
+    struct pollfd twice[2] = {fds[0], fds[0]};
+    CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait_pollfd(twice, 2, 5000, &n), RSM_SUCCESS);
+    CHECK(n == 1 && (twice[0].revents | twice[1].revents) == POLLRDNORM &&
+          (twice[0].revents == 0 || twice[1].revents == 0));
+    CHECK_RC(rsm_intr_signal_wait(s.ex, 0), RSMERR_TIMEOUT);
+
+    /* Bad arguments. */
+    CHECK_RC(rsm_intr_signal_wait_pollfd(NULL, 1, 0, &n), RSMERR_BAD_ADDR);
+    CHECK_RC(rsm_intr_signal_wait_pollfd(fds, 3, 0, (int *)8), RSMERR_BAD_ADDR);
+    struct rlimit old, low;
+    CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    low = old;
+    low.rlim_cur = old.rlim_cur < 64 ? old.rlim_cur : 64;
+    struct pollfd *many = calloc(low.rlim_cur + 1, sizeof *many);
+    for (rlim_t i = 0; many && i <= low.rlim_cur; i++) many[i].fd = -1;
+    CHECK(many && setrlimit(RLIMIT_NOFILE, &low) == 0);
+    int rc = rsm_intr_signal_wait_pollfd(many, (nfds_t)low.rlim_cur + 1, 0, &n);
+    CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    CHECK_RC(rc, RSMERR_BAD_ARGS_ERRORS);
+    free(many);
+
+    CHECK_RC(rsm_memseg_release_pollfd(s.ex), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_release_pollfd(s.im), RSM_SUCCESS);
+    close(p[0]);
+    close(p[1]);
+    local_close(&s);
+}
+
+/* 6. RSM_IMPLICIT_SIGPOST: a successful putv or getv posts one event to
+ * the exporter, none while one is pending with NO_ACCUMULATE; from this
+ * process and from an importer process. */
+static void implicit_sigpost(void)
+{
+    struct local s = local_open();
+    char data[64];
+    memset(data, 'v', sizeof data);
+    rsm_iovec_t iov;
+    rsm_scat_gath_t sg;
+    memset(&iov, 0, sizeof iov);
+    memset(&sg, 0, sizeof sg);
+    iov.io_type = RSM_VA_TYPE;
+    iov.local.vaddr = data;
+    iov.transfer_length = sizeof data;
+    sg.remote_handle = s.im;
+    sg.iovec = &iov;
+    sg.io_request_count = 1;
+
+    sg.flags = 0;
+    CHECK_RC(rsm_memseg_import_putv(&sg), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(s.ex, 0), RSMERR_TIMEOUT);
+    sg.flags = RSM_IMPLICIT_SIGPOST;
+    CHECK_RC(rsm_memseg_import_putv(&sg), RSM_SUCCESS);
+    CHECK(s.buf[0] == 'v');
+    expect_events(s.ex, 1);
+    CHECK_RC(rsm_memseg_import_getv(&sg), RSM_SUCCESS);
+    expect_events(s.ex, 1);
+    sg.flags = RSM_IMPLICIT_SIGPOST | RSM_SIGPOST_NO_ACCUMULATE;
+    for (int i = 0; i < 3; i++) CHECK_RC(rsm_memseg_import_putv(&sg), RSM_SUCCESS);
+    CHECK(sg.flags == (RSM_IMPLICIT_SIGPOST | RSM_SIGPOST_NO_ACCUMULATE));
+    expect_events(s.ex, 1);
+
+    /* An importer process puts twice with the implicit post, then exits. */
+    pid_t pid = child();
+    if (pid == 0) {
+        rsm_memseg_import_handle_t im;
+        CHECK_RC(rsm_memseg_import_connect(ctrl, 0, s.id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+        memset(data, 'w', sizeof data);
+        sg.remote_handle = im;
+        sg.flags = RSM_IMPLICIT_SIGPOST;
+        CHECK_RC(rsm_memseg_import_putv(&sg), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_putv(&sg), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+        child_exit();
+    }
+    check_child(pid, "importer with implicit posts");
+    expect_events(s.ex, 2);
+    CHECK(s.buf[0] == 'w');
+    local_close(&s);
+}
+
+/* 7. A signal whose handler was installed without SA_RESTART ends a
+ * blocking wait with RSMERR_INTERRUPTED: in rsm_intr_signal_wait ('w') or
+ * in rsm_intr_signal_wait_pollfd ('p'). Nothing is posted meanwhile. */
+static volatile sig_atomic_t got_signal;
+static void on_signal(int sig)
+{
+    (void)sig;
+    got_signal = 1;
+}
+
+static void interrupted(char how)
+{
+    struct local s = local_open();
+    int up[2];
+    CHECK(pipe(up) == 0);
+    pid_t pid = child();
+    if (pid == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0; /* no SA_RESTART */
+        CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+        rsm_memseg_import_handle_t im;
+        struct pollfd pfd;
+        int n = -1, rc;
+        CHECK_RC(rsm_memseg_import_connect(ctrl, 0, s.id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_get_pollfd(im, &pfd), RSM_SUCCESS);
+        say(up[1], 'r');
+        if (how == 'w')
+            rc = rsm_intr_signal_wait(im, -1);
+        else
+            rc = rsm_intr_signal_wait_pollfd(&pfd, 1, 10000, &n);
+        sigset_t usr1; /* no more interruptions from here on */
+        sigemptyset(&usr1);
+        sigaddset(&usr1, SIGUSR1);
+        pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+        say(up[1], 'i');
+        CHECK_RC(rc, RSMERR_INTERRUPTED);
+        CHECK(got_signal);
+        if (how == 'p') CHECK(n == 0);
+        CHECK_RC(rsm_memseg_release_pollfd(im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+        child_exit();
+    }
+    /* Signal until the child says its call returned: a signal that came
+     * before it was asleep only costs another round. */
+    CHECK(hear(up[0]) == 'r');
+    struct pollfd done = {up[0], POLLIN, 0};
+    for (int i = 0; i < 100 && poll(&done, 1, 100) == 0; i++) kill(pid, SIGUSR1);
+    CHECK(hear(up[0]) == 'i');
+    check_child(pid, how == 'w' ? "signal during wait" : "signal during wait_pollfd");
+    close(up[0]);
+    close(up[1]);
+    local_close(&s);
+}
+
+/* 8. A forced disconnect (spec 5.2) by unpublish ('u'), destroy ('d') or
+ * SIGKILL ('k') of the exporter process: a waiter asleep meanwhile wakes
+ * with RSMERR_CONN_ABORTED; events posted before are delivered first;
+ * posts to the vanished exporter succeed; wait_pollfd reports POLLHUP. */
+static void forced(char cause)
+{
+    struct exporter e = start_exporter();
+    rsm_memseg_import_handle_t im;
+    CHECK_RC(rsm_memseg_import_connect(ctrl, 0, e.id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+    CHECK(command(&e, 'P') && command(&e, 'P')); /* two events for us */
+
+    /* A second importer connects after those posts and sleeps in a wait. */
+    int up[2];
+    CHECK(pipe(up) == 0);
+    pid_t pid = child();
+    if (pid == 0) {
+        rsm_memseg_import_handle_t mine;
+        CHECK_RC(rsm_memseg_import_connect(ctrl, 0, e.id, RSM_PERM_RDWR, &mine), RSM_SUCCESS);
+        say(up[1], 'c');
+        CHECK_RC(rsm_intr_signal_wait(mine, -1), RSMERR_CONN_ABORTED);
+        CHECK_RC(rsm_intr_signal_post(mine, 0), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_disconnect(mine), RSM_SUCCESS);
+        child_exit();
+    }
+    CHECK(hear(up[0]) == 'c');
+    usleep(50000); /* most likely asleep in its wait by now */
+    if (cause == 'k') {
+        int status = 0;
+        CHECK(kill(e.pid, SIGKILL) == 0);
+        CHECK(waitpid(e.pid, &status, 0) == e.pid && WIFSIGNALED(status));
+    } else {
+        CHECK(command(&e, cause));
+    }
+    check_child(pid, cause == 'u'   ? "waiter, exporter unpublished"
+                     : cause == 'd' ? "waiter, exporter destroyed"
+                                    : "waiter, exporter killed");
+
+    /* Ours: the two events first, then the end of the connection. */
+    CHECK_RC(rsm_intr_signal_wait(im, 5000), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(im, 5000), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(im, 5000), RSMERR_CONN_ABORTED);
+    CHECK_RC(rsm_intr_signal_post(im, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_post(im, RSM_SIGPOST_NO_ACCUMULATE), RSM_SUCCESS);
+    struct pollfd pfd;
+    int n = -1;
+    CHECK_RC(rsm_memseg_get_pollfd(im, &pfd), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait_pollfd(&pfd, 1, 5000, &n), RSM_SUCCESS);
+    CHECK(n == 1 && pfd.revents == POLLHUP);
+    CHECK_RC(rsm_memseg_release_pollfd(im), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+
+    if (cause != 'k') {
+        say(e.cmd, 'q');
+        check_child(e.pid, "exporter");
+    }
+    close(e.cmd);
+    close(e.ack);
+    close(up[0]);
+    close(up[1]);
+}
+
+int main(void)
+{
+    len = (size_t)sysconf(_SC_PAGESIZE);
+    char fabric[64];
+    snprintf(fabric, sizeof fabric, "ctest-events-%d", (int)getpid());
+    setenv("RSM_FABRIC", fabric, 1);
+    unsetenv("RSM_SPIN_US"); /* the default spin, unless a section sets it */
+    alarm(120); /* never hang */
+    CHECK_RC(rsm_get_controller("shm0", &ctrl), RSM_SUCCESS);
+
+    /* First, while no wait has read the spin bound in this process: a
+     * child forked later inherits the value this process read. */
+    both_directions(1);
+    both_directions(0);
+    bad_handles();
+    counting();
+    poll_and_epoll();
+    wait_pollfd();
+    implicit_sigpost();
+    interrupted('w');
+    interrupted('p');
+    forced('u');
+    forced('d');
+    forced('k');
+
+    CHECK_RC(rsm_release_controller(ctrl), RSM_SUCCESS);
+    return report("events");
+}
