@@ -368,6 +368,16 @@ mod tests {
     }
 
     #[test]
+    fn spin_bound_from_the_file() {
+        assert_eq!(resolve(None, None, None).unwrap().spin_us, None);
+        let c = resolve(Some("spin_us = 0\n"), None, None).unwrap();
+        assert_eq!(c.spin_us, Some(0));
+        for bad in ["spin_us = -1", "spin_us = 5us", "spin_us ="] {
+            assert!(resolve(Some(bad), None, None).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn config_file_with_controllers() {
         let text = "# lab\nnode_id = 2   # me\nfabric = lab\n\n[controller SHM1]\ntype = shm\n\
                     [controller net3]\ntype = shm\nfabric = other\n";
