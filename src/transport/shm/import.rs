@@ -351,14 +351,34 @@ impl ShmImport {
         change(&mut w);
         let after = w.0 > 0 || w.1;
         if before != after {
-            self.channel.down().arm(after, &self.channel.down_bell);
+            self.channel.down().arm(after, &DownBell(self));
+        }
+    }
+}
+
+/// The importer's doorbell. After a forced disconnect it is never drained
+/// again, so every waiter and poller, now or later, wakes and learns of it.
+struct DownBell<'a>(&'a ShmImport);
+
+impl Doorbell for DownBell<'_> {
+    fn ring(&self) {
+        self.0.channel.down_bell.ring();
+    }
+    fn drain(&self) {
+        if self.0.aborted.load(Ordering::Acquire) {
+            return;
+        }
+        self.0.channel.down_bell.drain();
+        // The abort's ring may have come just before that read.
+        if self.0.aborted.load(Ordering::Acquire) {
+            self.0.channel.down_bell.ring();
         }
     }
 }
 
 impl Waitable for ShmImport {
     fn take(&self) -> bool {
-        self.channel.down().take(&self.channel.down_bell)
+        self.channel.down().take(&DownBell(self))
     }
 
     fn pending(&self) -> bool {
@@ -385,10 +405,7 @@ impl Waitable for ShmImport {
     }
 
     fn settle(&self) {
-        // After an abort the bell stays rung: every waiter must wake.
-        if !self.aborted.load(Ordering::Acquire) {
-            self.channel.down().settle(&self.channel.down_bell);
-        }
+        self.channel.down().settle(&DownBell(self));
     }
 }
 
