@@ -14,7 +14,7 @@ CWARN     := -std=c99 -Wall -Wextra -Werror -pedantic
 CFLAGS_T  := -std=c99 -Wall -Wextra -Werror -g -Iinclude
 SANITIZE  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LINK      := -L$(LIBDIR) -lrsm -Wl,-rpath,$(abspath $(LIBDIR)) -pthread
-CTESTS    := controller handles topology segmentid share leaks connect permissions hostile data
+CTESTS    := controller handles topology segmentid share leaks connect permissions hostile data events eventload
 RUST_SRC  := $(shell find src -name '*.rs') Cargo.toml build.rs
 
 .PHONY: all lib headers check-headers check-symbols layout ctests ctests-asan syscall-test \
@@ -69,7 +69,10 @@ ctests: $(addprefix $(BUILD)/,$(CTESTS))
 
 ctests-asan: $(addprefix $(BUILD)/asan/,$(CTESTS))
 	@set -e; for t in $(CTESTS); do \
-	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/asan/$$t | sed 's/^/asan /'; \
+	  rc=0; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(BUILD)/asan/$$t > $(BUILD)/asan/$$t.out || rc=$$?; \
+	  sed 's/^/asan /' $(BUILD)/asan/$$t.out; \
+	  test $$rc -eq 0 || { echo "asan $$t: exit status $$rc"; exit 1; }; \
 	done
 
 # The data path makes no system call: strace the main thread of 1,000,000
@@ -111,6 +114,8 @@ bench: lib
 	$(BUILD)/databench | tee bench/results/data.txt
 	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude bench/scalebench.c -o $(BUILD)/scalebench $(LINK)
 	$(BUILD)/scalebench | tee bench/results/scale.txt
+	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude bench/eventbench.c -o $(BUILD)/eventbench $(LINK)
+	$(BUILD)/eventbench | tee bench/results/events.txt
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <rsmapi.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include "common.h"
@@ -222,6 +223,11 @@ static void importer_death(int use_kill)
     CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
     CHECK_RC(rsm_memseg_export_create(c, &seg, buf, LEN, 0), RSM_SUCCESS);
     CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
+    /* The segment's doorbell pipe is made on first need (here) and kept
+     * until destroy; what an importer's connection holds must all go. */
+    struct pollfd pfd;
+    CHECK_RC(rsm_memseg_get_pollfd(seg, &pfd), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_release_pollfd(seg), RSM_SUCCESS);
     int before = count_fds();
     int ready[2];
     CHECK(pipe(ready) == 0);

@@ -9,7 +9,8 @@ use crate::error::{RsmError, RsmResult};
 use crate::handles::{HandleTable, Kind};
 use crate::transport::{Admission, ExportPort};
 use parking_lot::{Mutex, RwLock};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 /// `RSM_ALLOW_REBIND`.
@@ -43,6 +44,35 @@ pub struct ExportSegment {
     policy: Arc<Policy>,
     port: Box<dyn ExportPort>,
     state: Mutex<State>,
+    /// Cleared at destroy, for threads that hold it in their cache.
+    live: AtomicBool,
+}
+
+thread_local! {
+    /// The export segment this thread signalled or waited on last.
+    static LAST: RefCell<Option<(usize, Arc<ExportSegment>)>> = const { RefCell::new(None) };
+}
+
+/// The segment behind `handle`, from this thread's cache when it is there
+/// (a live segment's handle is unique: its table slot is taken).
+fn held(handle: usize) -> RsmResult<Arc<ExportSegment>> {
+    let cached = LAST.with(|last| {
+        let last = last.try_borrow().ok()?;
+        let (h, seg) = last.as_ref()?;
+        (*h == handle && seg.live.load(Ordering::Acquire)).then(|| Arc::clone(seg))
+    });
+    match cached {
+        Some(seg) => Ok(seg),
+        None => {
+            let seg = lookup(handle)?;
+            LAST.with(|last| {
+                if let Ok(mut last) = last.try_borrow_mut() {
+                    *last = Some((handle, Arc::clone(&seg)));
+                }
+            });
+            Ok(seg)
+        }
+    }
 }
 
 static EXPORTS: LazyLock<HandleTable<Arc<ExportSegment>>> =
@@ -89,6 +119,7 @@ pub fn create(ctrl: usize, vaddr: usize, len: usize, flags: u32, me: Creator) ->
             segid: None,
             pollfd_refs: PollfdRefs::default(),
         }),
+        live: AtomicBool::new(true),
     };
     let handle = EXPORTS.insert(Arc::new(segment))?;
     LIVE.fetch_add(1, Ordering::Relaxed);
@@ -103,6 +134,14 @@ pub fn destroy(handle: usize, pid: u32) -> RsmResult<()> {
     if !EXPORTS.remove(handle) {
         return Err(RsmError::BadSegHndl); // destroyed concurrently
     }
+    seg.live.store(false, Ordering::Release);
+    LAST.with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            if last.as_ref().is_some_and(|(h, _)| *h == handle) {
+                *last = None;
+            }
+        }
+    });
     if seg.creator != pid {
         return Ok(());
     }
@@ -226,15 +265,15 @@ pub fn release_pollfd(handle: usize) -> RsmResult<()> {
 
 /// `rsm_intr_signal_post` on an export handle: signals every importer.
 pub fn signal_post(handle: usize, no_accumulate: bool) -> RsmResult<()> {
-    lookup(handle)?.port.post(no_accumulate)
+    held(handle)?.port.post(no_accumulate)
 }
 
 /// `rsm_intr_signal_wait` on an export handle.
 pub fn signal_wait(handle: usize, timeout_ms: i32) -> RsmResult<()> {
-    lookup(handle)?.port.wait(timeout_ms)
+    held(handle)?.port.wait(timeout_ms)
 }
 
 /// Consumes one event after the pollfd was seen readable.
 pub fn take_event(handle: usize) -> RsmResult<bool> {
-    lookup(handle)?.port.take()
+    held(handle)?.port.take()
 }

@@ -204,14 +204,35 @@ pub fn signal_post(handle: usize, no_accumulate: bool) -> RsmResult<()> {
 
 /// `rsm_intr_signal_wait` on an import handle.
 pub fn signal_wait(handle: usize, timeout_ms: i32) -> RsmResult<()> {
-    // Not through the thread's cache: a signal handler may use the cache
-    // while this waits.
-    lookup(handle)?.port.wait(timeout_ms)
+    // A reference of its own, not a borrow of the thread's cache: a
+    // signal handler may use the cache while this waits.
+    held(handle)?.port.wait(timeout_ms)
 }
 
 /// Consumes one event after the pollfd was seen readable.
 pub fn take_event(handle: usize) -> RsmResult<bool> {
-    lookup(handle)?.port.take()
+    held(handle)?.port.take()
+}
+
+/// The segment behind `handle`, from this thread's cache when it is there.
+fn held(handle: usize) -> RsmResult<Arc<ImportSegment>> {
+    let cached = LAST.with(|last| {
+        let last = last.try_borrow().ok()?;
+        let (h, seg) = last.as_ref()?;
+        (*h == handle && seg.live.load(Ordering::Acquire)).then(|| Arc::clone(seg))
+    });
+    match cached {
+        Some(seg) => Ok(seg),
+        None => {
+            let seg = lookup(handle)?;
+            LAST.with(|last| {
+                if let Ok(mut last) = last.try_borrow_mut() {
+                    *last = Some((handle, Arc::clone(&seg)));
+                }
+            });
+            Ok(seg)
+        }
+    }
 }
 
 thread_local! {

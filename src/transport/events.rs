@@ -129,12 +129,36 @@ impl Counter<'_> {
         self.ring_if_pending(bell);
     }
 
+    /// With nothing pending, clears `RUNG` (before a shared doorbell is
+    /// drained).
+    pub fn quiet(self) {
+        let mut w = self.0.load(Ordering::Acquire);
+        while w & COUNT == 0 && w & RUNG != 0 {
+            match self
+                .0
+                .compare_exchange_weak(w, w & !RUNG, Ordering::SeqCst, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// If anything is pending, sets `RUNG` and returns `true`: the caller
+    /// rings (once for a shared doorbell).
+    pub fn claim_if_pending(self) -> bool {
+        let w = self.0.fetch_or(0, Ordering::SeqCst);
+        if w & COUNT == 0 {
+            return false;
+        }
+        self.0.fetch_or(RUNG, Ordering::SeqCst);
+        true
+    }
+
     /// Rings the bell if anything is pending (setting `RUNG`), whatever
     /// `RUNG` said: used after a drain and when arming.
     pub fn ring_if_pending(self, bell: &dyn Doorbell) {
-        let w = self.0.fetch_or(0, Ordering::SeqCst);
-        if w & COUNT != 0 {
-            self.0.fetch_or(RUNG, Ordering::SeqCst);
+        if self.claim_if_pending() {
             bell.ring();
         }
     }
@@ -198,6 +222,16 @@ pub trait Waitable {
     fn take(&self) -> bool;
     /// Whether an event seems pending (no system call, for spinning).
     fn pending(&self) -> bool;
+    /// Looks for an event up to `rounds` times, taking it if one comes.
+    fn spin(&self, rounds: u32) -> bool {
+        for _ in 0..rounds {
+            if self.pending() && self.take() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
+    }
     /// Why waiting is pointless now (`RSMERR_CONN_ABORTED` after a forced
     /// disconnect), checked when nothing is pending.
     fn ended(&self) -> Option<RsmError>;
@@ -233,6 +267,9 @@ pub fn spin() -> Duration {
     })
 }
 
+/// Probes between two looks at the clock while spinning.
+const SPIN_ROUNDS: u32 = 32;
+
 /// Default spin bound in microseconds.
 pub const DEFAULT_SPIN_US: u64 = 30;
 
@@ -259,22 +296,14 @@ pub fn wait(w: &dyn Waitable, timeout_ms: i32, spin: Duration) -> RsmResult<()> 
     let start = Instant::now();
     let deadline = (timeout_ms > 0).then(|| start + Duration::from_millis(timeout_ms as u64));
     let spin_end = start + deadline.map_or(spin, |d| spin.min(d - start));
-    let mut spins = 0u32;
-    loop {
-        if w.pending() && w.take() {
+    // The clock is read through the vDSO: no system call while spinning.
+    while Instant::now() < spin_end {
+        if w.spin(SPIN_ROUNDS) {
             return Ok(());
         }
-        spins += 1;
-        // The clock is read through the vDSO: no system call while spinning.
-        if spins % 16 == 0 {
-            if Instant::now() >= spin_end {
-                break;
-            }
-            if let Some(e) = w.ended() {
-                return Err(e);
-            }
+        if let Some(e) = w.ended() {
+            return Err(e);
         }
-        std::hint::spin_loop();
     }
     w.arm()?;
     let _armed = Armed(w);

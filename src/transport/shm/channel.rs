@@ -1,11 +1,16 @@
 //! The event channel of one connection (DESIGN.md 5.6, design-notes
 //! "Signals"): a sealed one-page memfd both processes map, holding two
-//! event counters (`transport::events`), and two eventfds as doorbells.
+//! event counters (`transport::events`), and pipes as doorbells.
 //!
 //! `up` carries importer -> exporter posts, `down` exporter -> importer.
-//! Every connection has its own page and doorbells, made by the exporter:
-//! an importer can only disturb its own channel (its own posts, its own
-//! wake-ups), never another importer's events.
+//! Every connection has its own page and `down` pipe, made by the
+//! exporter: an importer can only disturb its own counters. The exporter
+//! sleeps on one pipe for all its importers; importers get only its write
+//! end, so none can drain it to make the exporter sleep through a post.
+//!
+//! Doorbells are pipes because a pipe reports `POLLRDNORM`, the event
+//! `rsm_memseg_get_pollfd` asks for, and wakes pollers that ask only for
+//! it; eventfds and epoll descriptors report and wake with `POLLIN` alone.
 
 use crate::error::{RsmError, RsmResult};
 use crate::transport::events::{Counter, Doorbell};
@@ -18,56 +23,81 @@ const PAGE: usize = 4096;
 const UP: usize = 0;
 const DOWN: usize = 128;
 
-/// An eventfd used as a doorbell: readable while its value is non-zero.
-pub struct EventFd(pub OwnedFd);
-
-impl EventFd {
-    /// A non-blocking, non-semaphore eventfd.
-    pub fn new() -> RsmResult<EventFd> {
-        // SAFETY: eventfd has no memory preconditions.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(RsmError::from_alloc_errno(last_errno()));
-        }
-        // SAFETY: eventfd returned a new descriptor that nothing else owns.
-        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-}
-
 fn last_errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-impl Doorbell for EventFd {
+/// A doorbell pipe, or the end of one a process holds: rung by writing a
+/// byte, readable while bytes are in it, drained by reading them all.
+pub struct Bell {
+    /// Read end: sleep on it, drain it.
+    pub read: Option<OwnedFd>,
+    /// Write end: ring it.
+    pub write: Option<OwnedFd>,
+}
+
+impl Bell {
+    /// A new non-blocking pipe.
+    pub fn new() -> RsmResult<Bell> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into `fds`.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(RsmError::from_alloc_errno(last_errno()));
+        }
+        // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok(Bell {
+            read: Some(r),
+            write: Some(w),
+        })
+    }
+
+    /// The read end's descriptor (the pollfd), or -1.
+    pub fn read_fd(&self) -> RawFd {
+        self.read.as_ref().map_or(-1, |f| f.as_raw_fd())
+    }
+}
+
+impl Doorbell for Bell {
     fn ring(&self) {
-        ring(self.0.as_raw_fd());
+        if let Some(w) = &self.write {
+            ring(w.as_raw_fd());
+        }
     }
     fn drain(&self) {
-        drain(self.0.as_raw_fd());
+        if let Some(r) = &self.read {
+            drain(r.as_raw_fd());
+        }
     }
 }
 
-/// Adds 1 to eventfd `fd` (at its maximum it is readable anyway).
+/// Writes one byte to pipe `fd` (a full pipe is readable anyway).
 pub fn ring(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from `one`.
-    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    let one = 1u8;
+    // SAFETY: writes 1 byte from `one`.
+    unsafe { libc::write(fd, (&one as *const u8).cast(), 1) };
 }
 
-/// Reads eventfd `fd` to zero (non-blocking).
+/// Reads pipe `fd` empty (non-blocking).
 pub fn drain(fd: RawFd) {
-    let mut v: u64 = 0;
-    // SAFETY: reads at most 8 bytes into `v`.
-    unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+    let mut buf = [0u8; 256];
+    loop {
+        // SAFETY: reads at most buf.len() bytes into `buf`.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < buf.len() as isize {
+            return;
+        }
+    }
 }
 
 /// One connection's event channel, as mapped by either side.
 pub struct Channel {
     addr: usize,
-    /// Doorbell of `up`: the exporter sleeps on it.
-    pub up_bell: EventFd,
-    /// Doorbell of `down`: the importer sleeps on it.
-    pub down_bell: EventFd,
+    /// The importer's doorbell: the exporter holds its write end, the
+    /// importer both ends.
+    pub down: Bell,
+    /// Importer only: the write end of the exporter's doorbell.
+    pub up: Option<OwnedFd>,
 }
 
 // SAFETY: the page is only accessed through atomics.
@@ -81,6 +111,16 @@ impl Drop for Channel {
         // do not outlive `self`.
         unsafe { libc::munmap(self.addr as *mut _, PAGE) };
     }
+}
+
+/// What the exporter sends an importer for its channel, in this order
+/// after the segment's descriptor: the page, the write end of the
+/// exporter's doorbell, the read and write ends of the importer's.
+pub struct Handout {
+    /// The memfd of the page.
+    pub page: OwnedFd,
+    /// Read end of the `down` pipe (the exporter keeps only the write end).
+    pub down_read: OwnedFd,
 }
 
 fn map(memfd: &OwnedFd) -> RsmResult<usize> {
@@ -103,9 +143,9 @@ fn map(memfd: &OwnedFd) -> RsmResult<usize> {
 }
 
 impl Channel {
-    /// The exporter makes a channel; the memfd goes to the importer with
-    /// the doorbells, and is closed here once sent.
-    pub fn create() -> RsmResult<(Channel, OwnedFd)> {
+    /// The exporter makes a channel; the handout goes to the importer and
+    /// is closed here once sent.
+    pub fn create() -> RsmResult<(Channel, Handout)> {
         // SAFETY: a NUL-terminated name.
         let fd = unsafe {
             libc::memfd_create(
@@ -117,7 +157,7 @@ impl Channel {
             return Err(RsmError::from_alloc_errno(last_errno()));
         }
         // SAFETY: memfd_create returned a new descriptor we own.
-        let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let page = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: plain calls on our own descriptor.
         let ok = unsafe {
             libc::ftruncate(fd, PAGE as libc::off_t) == 0
@@ -130,37 +170,53 @@ impl Channel {
         if !ok {
             return Err(RsmError::from_alloc_errno(last_errno()));
         }
-        let addr = map(&memfd)?;
+        let addr = map(&page)?;
+        let mut pipe = Bell::new()?;
+        let down_read = pipe.read.take().ok_or(RsmError::InternalError)?;
         let channel = Channel {
             addr,
-            up_bell: EventFd::new()?,
-            down_bell: EventFd::new()?,
+            down: pipe,
+            up: None,
         };
-        Ok((channel, memfd))
+        Ok((channel, Handout { page, down_read }))
     }
 
-    /// The importer maps what the exporter sent, after checking that it
-    /// is a sealed page that cannot shrink under it (else SIGBUS).
-    pub fn attach(memfd: OwnedFd, up: OwnedFd, down: OwnedFd) -> RsmResult<Channel> {
+    /// The importer maps what the exporter sent, after checking that the
+    /// page is sealed so it cannot shrink under it (else SIGBUS) and that
+    /// the doorbells are pipe ends as described.
+    pub fn attach(
+        page: OwnedFd,
+        up: OwnedFd,
+        down_read: OwnedFd,
+        down_write: OwnedFd,
+    ) -> RsmResult<Channel> {
         // SAFETY: fcntl and fstat on a descriptor we own; `st` is written
         // by fstat before it is read.
         let sealed = unsafe {
-            let seals = libc::fcntl(memfd.as_raw_fd(), libc::F_GET_SEALS);
+            let seals = libc::fcntl(page.as_raw_fd(), libc::F_GET_SEALS);
             let mut st: libc::stat = std::mem::zeroed();
             seals >= 0
                 && seals & libc::F_SEAL_SHRINK != 0
-                && libc::fstat(memfd.as_raw_fd(), &mut st) == 0
+                && libc::fstat(page.as_raw_fd(), &mut st) == 0
                 && st.st_size >= PAGE as libc::off_t
         };
-        if !sealed || !is_eventfd(&up) || !is_eventfd(&down) {
+        let down = (
+            pipe_end(&down_read, libc::O_RDONLY),
+            pipe_end(&down_write, libc::O_WRONLY),
+        );
+        let same = matches!(down, (Some(a), Some(b)) if a == b);
+        if !sealed || pipe_end(&up, libc::O_WRONLY).is_none() || !same {
             crate::why!("connect: the exporter sent an event channel that is not one");
             return Err(RsmError::InternalError);
         }
-        let addr = map(&memfd)?;
+        let addr = map(&page)?;
         Ok(Channel {
             addr,
-            up_bell: EventFd(up),
-            down_bell: EventFd(down),
+            down: Bell {
+                read: Some(down_read),
+                write: Some(down_write),
+            },
+            up: Some(up),
         })
     }
 
@@ -181,10 +237,19 @@ impl Channel {
     }
 }
 
-/// Whether `fd` is an eventfd (`anon_inode:[eventfd]`).
-fn is_eventfd(fd: &OwnedFd) -> bool {
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .is_ok_and(|p| p.as_os_str() == "anon_inode:[eventfd]")
+/// The pipe's inode if `fd` is a pipe end open with access mode `mode`.
+fn pipe_end(fd: &OwnedFd, mode: i32) -> Option<u64> {
+    // SAFETY: fcntl and fstat on a descriptor we own; `st` is written by
+    // fstat before it is read.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        let mut st: libc::stat = std::mem::zeroed();
+        (flags >= 0
+            && flags & libc::O_ACCMODE == mode
+            && libc::fstat(fd.as_raw_fd(), &mut st) == 0
+            && st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+            .then_some(st.st_ino)
+    }
 }
 
 /// Sleeps until `fd` is readable or `timeout_ms` passes (-1: forever).

@@ -3,7 +3,7 @@
 //! importers.
 
 use super::agent::{self, Agent, Handler};
-use super::channel::{self, Channel, EventFd};
+use super::channel::{self, Bell, Channel};
 use super::memory::Region;
 use super::wire::{self, Reply, Request};
 use crate::config::NodeId;
@@ -67,18 +67,6 @@ impl Hub {
     }
 }
 
-/// The descriptors a sleeping exporter needs, made on first need (a
-/// segment nobody waits on or polls costs no descriptor for them).
-struct Sleep {
-    /// The pollfd: an epoll set of every channel's `up` doorbell and `own`.
-    epoll: OwnedFd,
-    /// Doorbell of `ShmExport::own`.
-    own: EventFd,
-}
-
-/// Epoll data of the `own` doorbell (importer tokens start at 1).
-const OWN: u64 = u64::MAX;
-
 /// An export segment on the same-host transport.
 pub struct ShmExport {
     fabric: String,
@@ -87,7 +75,10 @@ pub struct ShmExport {
     /// Events posted by importers that left before they were consumed
     /// (they are not lost); also rung to wake waiters at destroy.
     own: AtomicU64,
-    sleep: OnceLock<Sleep>,
+    /// The exporter's doorbell for all its counters: its read end is the
+    /// pollfd; importers get its write end. Made on first need (a segment
+    /// nobody connects to, waits on or polls costs no descriptor for it).
+    up: OnceLock<Bell>,
     /// Where the next scan of the channels starts (fairness).
     cursor: AtomicUsize,
 }
@@ -114,7 +105,7 @@ impl ShmExportPort {
                 destroyed: false,
             }),
             own: AtomicU64::new(0),
-            sleep: OnceLock::new(),
+            up: OnceLock::new(),
             cursor: AtomicUsize::new(0),
         })))
     }
@@ -291,7 +282,7 @@ impl ShmExport {
         } else {
             None
         };
-        let channel = Channel::create();
+        let channel = self.up().and_then(|_| Channel::create());
         if (rights != 0 && pass.is_none()) || channel.is_err() {
             send_reply(
                 &fd,
@@ -305,7 +296,7 @@ impl ShmExport {
             );
             return;
         }
-        let Ok((channel, page)) = channel else {
+        let (Ok((channel, handout)), Some(up)) = (channel, self.up.get()) else {
             return;
         };
         let reply = Reply {
@@ -315,16 +306,20 @@ impl ShmExport {
             size,
         };
         let mut fds: Vec<RawFd> = pass.iter().map(|f| f.as_raw_fd()).collect();
+        let (Some(up_write), Some(down_write)) = (&up.write, &channel.down.write) else {
+            return;
+        };
         fds.extend([
-            page.as_raw_fd(),
-            channel.up_bell.0.as_raw_fd(),
-            channel.down_bell.0.as_raw_fd(),
+            handout.page.as_raw_fd(),
+            up_write.as_raw_fd(),
+            handout.down_read.as_raw_fd(),
+            down_write.as_raw_fd(),
         ]);
         if !send_reply(&fd, reply, &fds) {
             return;
         }
         drop(pass);
-        drop(page);
+        drop(handout);
         let Ok(token) = agent.register(fd.as_fd(), Handler::Importer(Arc::downgrade(self))) else {
             return;
         };
@@ -492,33 +487,23 @@ impl ExportPort for ShmExportPort {
     }
 }
 
-/// A doorbell that may not exist yet: without one nobody sleeps, so there
-/// is nothing to ring.
-struct MaybeBell<'a>(Option<&'a EventFd>);
-impl Doorbell for MaybeBell<'_> {
+/// The exporter's doorbell as the counter protocol sees it: one pipe for
+/// all its counters, so draining it must leave it rung if any counter has
+/// events (another counter's ring may have been among the bytes read).
+struct UpBell<'a> {
+    x: &'a ShmExport,
+    hub: &'a Hub,
+}
+
+impl Doorbell for UpBell<'_> {
     fn ring(&self) {
-        if let Some(b) = self.0 {
-            b.ring();
+        if let Some(up) = self.x.up.get() {
+            up.ring();
         }
     }
     fn drain(&self) {
-        if let Some(b) = self.0 {
-            b.drain();
-        }
+        self.x.settle_all(self.hub);
     }
-}
-
-fn epoll_ctl(epoll: &OwnedFd, op: i32, fd: RawFd, data: u64) -> RsmResult<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: data,
-    };
-    // SAFETY: `ev` is a valid event for the duration of the call.
-    if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), op, fd, &mut ev) } != 0 {
-        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        return Err(RsmError::from_alloc_errno(e));
-    }
-    Ok(())
 }
 
 /// Signals (spec 4.9) on the exporter's side.
@@ -527,51 +512,55 @@ impl ShmExport {
         Counter(&self.own)
     }
 
-    fn own_bell(&self) -> MaybeBell<'_> {
-        MaybeBell(self.sleep.get().map(|s| &s.own))
+    /// Every counter the exporter waits on.
+    fn counters<'a>(&'a self, hub: &'a Hub) -> impl Iterator<Item = Counter<'a>> {
+        std::iter::once(self.own()).chain(hub.channels.iter().map(|(_, ch)| ch.up()))
     }
 
-    /// The sleeping descriptors, made now if needed (under the hub's
-    /// write lock, so every channel is in the set exactly once).
-    fn sleep_locked(&self, hub: &Hub) -> RsmResult<&Sleep> {
-        if let Some(s) = self.sleep.get() {
-            return Ok(s);
+    /// The doorbell, made now if this is its first need.
+    fn up(&self) -> RsmResult<&Bell> {
+        if let Some(up) = self.up.get() {
+            return Ok(up);
         }
-        // SAFETY: epoll_create1 has no memory preconditions.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-            return Err(RsmError::from_alloc_errno(e));
+        // Two threads may race here before anyone used either pipe: the
+        // loser's is dropped.
+        let _ = self.up.set(Bell::new()?);
+        self.up.get().ok_or(RsmError::InternalError)
+    }
+
+    /// Drains the doorbell without losing a ring: counters with nothing
+    /// pending stop claiming it, it is read empty, and it is rung again if
+    /// any counter has events.
+    fn settle_all(&self, hub: &Hub) {
+        let Some(up) = self.up.get() else {
+            return;
+        };
+        for c in self.counters(hub) {
+            c.quiet();
         }
-        // SAFETY: a new descriptor we own.
-        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
-        let own = EventFd::new()?;
-        epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, own.0.as_raw_fd(), OWN)?;
-        for (token, ch) in &hub.channels {
-            epoll_ctl(
-                &epoll,
-                libc::EPOLL_CTL_ADD,
-                ch.up_bell.0.as_raw_fd(),
-                *token,
-            )?;
+        up.drain();
+        let mut pending = false;
+        for c in self.counters(hub) {
+            pending |= c.claim_if_pending();
         }
-        let _ = self.sleep.set(Sleep { epoll, own });
-        self.sleep.get().ok_or(RsmError::InternalError)
+        if pending {
+            up.ring();
+        }
     }
 
     /// Arms or disarms every counter the exporter waits on.
     fn arm_all(&self, hub: &Hub, on: bool) {
-        self.own().arm(on, &self.own_bell());
-        for (_, ch) in &hub.channels {
-            ch.up().arm(on, &ch.up_bell);
+        let bell = UpBell { x: self, hub };
+        for c in self.counters(hub) {
+            c.arm(on, &bell);
         }
     }
 
     /// Changes who waits; arms on the first, disarms after the last.
     fn set_waiting(&self, change: impl FnOnce(&mut Hub)) -> RsmResult<()> {
+        self.up()?;
         let mut hub = self.hub.write();
         let before = hub.armed();
-        self.sleep_locked(&hub)?;
         change(&mut hub);
         if hub.armed() != before {
             self.arm_all(&hub, hub.armed());
@@ -582,16 +571,8 @@ impl ShmExport {
     /// A new importer's channel joins the hub.
     fn link(&self, token: u64, channel: Channel) {
         let mut hub = self.hub.write();
-        if let Some(s) = self.sleep.get() {
-            let _ = epoll_ctl(
-                &s.epoll,
-                libc::EPOLL_CTL_ADD,
-                channel.up_bell.0.as_raw_fd(),
-                token,
-            );
-        }
         if hub.armed() {
-            channel.up().arm(true, &channel.up_bell);
+            channel.up().arm(true, &UpBell { x: self, hub: &hub });
         }
         hub.channels.push((token, channel));
     }
@@ -604,57 +585,32 @@ impl ShmExport {
             return;
         };
         let (_, channel) = hub.channels.swap_remove(i);
-        if let Some(s) = self.sleep.get() {
-            let _ = epoll_ctl(
-                &s.epoll,
-                libc::EPOLL_CTL_DEL,
-                channel.up_bell.0.as_raw_fd(),
-                0,
-            );
-        }
-        self.own().add(channel.up().take_all(), &self.own_bell());
+        let n = channel.up().take_all();
+        self.own().add(n, &UpBell { x: self, hub: &hub });
     }
 
     /// Destroy: waiters leave with `RSMERR_BAD_SEG_HNDL`.
     fn end_waits(&self) {
         self.hub.write().destroyed = true;
-        if let Some(s) = self.sleep.get() {
-            s.own.ring();
+        if let Some(up) = self.up.get() {
+            up.ring();
         }
     }
 
     /// One event from any importer, scanning from a rotating start.
     fn take_one(&self, hub: &Hub) -> bool {
-        if self.own().take(&self.own_bell()) {
+        let bell = UpBell { x: self, hub };
+        if self.own().take(&bell) {
             return true;
         }
         let n = hub.channels.len();
-        if n == 0 {
-            return false;
+        match n {
+            0 => return false,
+            1 => return hub.channels[0].1.up().take(&bell),
+            _ => {}
         }
         let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
-        (0..n).any(|i| {
-            let (_, ch) = &hub.channels[(start + i) % n];
-            ch.up().take(&ch.up_bell)
-        })
-    }
-
-    /// Drains the doorbells epoll reports readable with nothing behind.
-    fn settle_ready(&self, hub: &Hub) {
-        let Some(s) = self.sleep.get() else {
-            return;
-        };
-        let mut ready = [libc::epoll_event { events: 0, u64: 0 }; 16];
-        // SAFETY: the kernel writes at most 16 events into `ready`.
-        let n = unsafe { libc::epoll_wait(s.epoll.as_raw_fd(), ready.as_mut_ptr(), 16, 0) };
-        for ev in ready.iter().take(usize::try_from(n).unwrap_or(0)) {
-            let token = ev.u64;
-            if token == OWN {
-                self.own().settle(&s.own);
-            } else if let Some((_, ch)) = hub.channels.iter().find(|(t, _)| *t == token) {
-                ch.up().settle(&ch.up_bell);
-            }
-        }
+        (0..n).any(|i| hub.channels[(start + i) % n].1.up().take(&bell))
     }
 }
 
@@ -665,7 +621,21 @@ impl Waitable for ShmExport {
 
     fn pending(&self) -> bool {
         let hub = self.hub.read();
-        self.own().pending() || hub.channels.iter().any(|(_, ch)| ch.up().pending())
+        let pending = self.counters(&hub).any(|c| c.pending());
+        pending
+    }
+
+    fn spin(&self, rounds: u32) -> bool {
+        // One read lock for a batch of probes: the lock word is not
+        // written on every probe, and a connect waits at most one batch.
+        let hub = self.hub.read();
+        for _ in 0..rounds {
+            if self.counters(&hub).any(|c| c.pending()) && self.take_one(&hub) {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
     }
 
     fn ended(&self) -> Option<RsmError> {
@@ -681,19 +651,18 @@ impl Waitable for ShmExport {
     }
 
     fn sleep(&self, timeout_ms: i32) -> RsmResult<bool> {
-        let s = self.sleep.get().ok_or(RsmError::InternalError)?;
-        channel::sleep_on(s.epoll.as_raw_fd(), timeout_ms)
+        channel::sleep_on(self.up()?.read_fd(), timeout_ms)
     }
 
     fn settle(&self) {
-        self.settle_ready(&self.hub.read());
+        self.settle_all(&self.hub.read());
     }
 }
 
 impl Signals for ShmExportPort {
     fn post(&self, no_accumulate: bool) -> RsmResult<()> {
         for (_, ch) in &self.0.hub.read().channels {
-            ch.down().post(no_accumulate, &ch.down_bell);
+            ch.down().post(no_accumulate, &ch.down);
         }
         Ok(())
     }
@@ -707,13 +676,12 @@ impl Signals for ShmExportPort {
         if self.0.take_one(&hub) {
             return Ok(true);
         }
-        self.0.settle_ready(&hub);
+        self.0.settle_all(&hub);
         Ok(false)
     }
 
     fn pollfd(&self) -> RsmResult<RawFd> {
-        let hub = self.0.hub.write();
-        Ok(self.0.sleep_locked(&hub)?.epoll.as_raw_fd())
+        Ok(self.0.up()?.read_fd())
     }
 
     fn watch(&self, on: bool) -> RsmResult<()> {

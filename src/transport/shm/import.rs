@@ -245,8 +245,9 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
         return fail(RsmError::InternalError);
     };
     // The segment's descriptor if any rights were granted, then the
-    // event channel's page and doorbells (wire.rs).
-    let expected = usize::from(reply.rights != 0) + 3;
+    // event channel: its page, the exporter's doorbell (write end), ours
+    // (read and write ends); wire.rs.
+    let expected = usize::from(reply.rights != 0) + 4;
     if fds.len() != expected || reply.fds as usize != expected {
         crate::why!(
             "connect: expected {expected} descriptors, got {}",
@@ -256,8 +257,8 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
     }
     let mut fds = fds.into_iter();
     let memfd = if reply.rights != 0 { fds.next() } else { None };
-    let channel = match (fds.next(), fds.next(), fds.next()) {
-        (Some(page), Some(up), Some(down)) => match Channel::attach(page, up, down) {
+    let channel = match (fds.next(), fds.next(), fds.next(), fds.next()) {
+        (Some(page), Some(up), Some(r), Some(w)) => match Channel::attach(page, up, r, w) {
             Ok(c) => c,
             Err(e) => return fail(e),
         },
@@ -341,7 +342,7 @@ impl ShmImport {
         // Wake every waiter and poller: they report RSMERR_CONN_ABORTED
         // once the events posted before are consumed (spec 5.2 leaves
         // them asleep; docs/compatibility.md).
-        self.channel.down_bell.ring();
+        self.channel.down.ring();
     }
 
     /// Arms the `down` counter while anyone sleeps on it or polls it.
@@ -356,22 +357,34 @@ impl ShmImport {
     }
 }
 
+/// The write end of the exporter's doorbell: rung, never drained here.
+struct PipeEnd<'a>(Option<&'a OwnedFd>);
+
+impl Doorbell for PipeEnd<'_> {
+    fn ring(&self) {
+        if let Some(w) = self.0 {
+            channel::ring(w.as_raw_fd());
+        }
+    }
+    fn drain(&self) {}
+}
+
 /// The importer's doorbell. After a forced disconnect it is never drained
 /// again, so every waiter and poller, now or later, wakes and learns of it.
 struct DownBell<'a>(&'a ShmImport);
 
 impl Doorbell for DownBell<'_> {
     fn ring(&self) {
-        self.0.channel.down_bell.ring();
+        self.0.channel.down.ring();
     }
     fn drain(&self) {
         if self.0.aborted.load(Ordering::Acquire) {
             return;
         }
-        self.0.channel.down_bell.drain();
+        self.0.channel.down.drain();
         // The abort's ring may have come just before that read.
         if self.0.aborted.load(Ordering::Acquire) {
-            self.0.channel.down_bell.ring();
+            self.0.channel.down.ring();
         }
     }
 }
@@ -401,7 +414,7 @@ impl Waitable for ShmImport {
     }
 
     fn sleep(&self, timeout_ms: i32) -> RsmResult<bool> {
-        channel::sleep_on(self.channel.down_bell.0.as_raw_fd(), timeout_ms)
+        channel::sleep_on(self.channel.down.read_fd(), timeout_ms)
     }
 
     fn settle(&self) {
@@ -415,7 +428,7 @@ impl Signals for ShmImportPort {
         // success, as on Solaris (spec 5.2).
         if !self.0.aborted.load(Ordering::Acquire) {
             let ch = &self.0.channel;
-            ch.up().post(no_accumulate, &ch.up_bell);
+            ch.up().post(no_accumulate, &PipeEnd(ch.up.as_ref()));
         }
         Ok(())
     }
@@ -438,7 +451,7 @@ impl Signals for ShmImportPort {
     }
 
     fn pollfd(&self) -> RsmResult<RawFd> {
-        Ok(self.0.channel.down_bell.0.as_raw_fd())
+        Ok(self.0.channel.down.read_fd())
     }
 
     fn watch(&self, on: bool) -> RsmResult<()> {
