@@ -315,14 +315,21 @@ impl ShmExport {
             handout.down_read.as_raw_fd(),
             down_write.as_raw_fd(),
         ]);
+        // The importer joins the hub before it hears back, so a post made
+        // after its connect returns reaches it. The agent cannot act on the
+        // token before we let go of the state lock.
+        let Ok(token) = agent.register(fd.as_fd(), Handler::Importer(Arc::downgrade(self))) else {
+            return;
+        };
+        self.link(token, channel);
+        state.handed_out |= pass.is_some();
         if !send_reply(&fd, reply, &fds) {
+            agent.unregister(token, fd.as_fd());
+            self.unlink(token);
             return;
         }
         drop(pass);
         drop(handout);
-        let Ok(token) = agent.register(fd.as_fd(), Handler::Importer(Arc::downgrade(self))) else {
-            return;
-        };
         let info = ImporterInfo {
             pid: cred.pid() as u32,
             uid: cred.uid(),
@@ -330,8 +337,6 @@ impl ShmExport {
             rights,
         };
         state.importers.insert(token, Importer { fd, info });
-        state.handed_out = true;
-        self.link(token, channel);
     }
 
     /// An importer's connection is readable: end of file (it disconnected,
