@@ -10,46 +10,59 @@
 //! child's copies of our handles (closing them later is harmless), but the
 //! child no longer holds the parent's connections.
 
-use parking_lot::Mutex;
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::os::fd::RawFd;
-use std::sync::Once;
+use std::sync::{Mutex, MutexGuard, Once};
 
+/// A std (futex) mutex, not parking_lot's: if the agent thread is queued
+/// on it at fork, parking_lot's unlock in the child can hand the lock to
+/// that thread, which does not exist there, and the child's first connect
+/// hangs. A futex mutex's unlock only clears the word and wakes nobody.
 static SOCKETS: Mutex<BTreeSet<RawFd>> = Mutex::new(BTreeSet::new());
 static INSTALL: Once = Once::new();
 
+thread_local! {
+    /// The guard `prepare` takes, held across fork by the forking thread,
+    /// which is the one that continues in the child.
+    static HELD: RefCell<Option<MutexGuard<'static, BTreeSet<RawFd>>>> =
+        const { RefCell::new(None) };
+}
+
+fn sockets() -> MutexGuard<'static, BTreeSet<RawFd>> {
+    SOCKETS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 extern "C" fn prepare() {
-    // Held across fork, so the child's copy is consistent and unlocked by
-    // the forking thread, which is the one that continues in the child.
-    std::mem::forget(SOCKETS.lock());
+    let guard = sockets();
+    HELD.with(|h| *h.borrow_mut() = Some(guard));
 }
 
 extern "C" fn parent() {
-    // SAFETY: prepare() locked it on this thread and forgot the guard.
-    unsafe { SOCKETS.force_unlock() };
+    HELD.with(|h| drop(h.borrow_mut().take()));
 }
 
 extern "C" fn child() {
-    // SAFETY: as in parent(); the child's copy was locked by this thread.
-    let fds = unsafe {
-        SOCKETS.force_unlock();
-        &mut *SOCKETS.data_ptr()
-    };
-    if fds.is_empty() {
-        return;
-    }
-    // SAFETY: plain syscalls; socket and dup2 are async-signal-safe.
-    unsafe {
-        let dead = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0);
-        if dead < 0 {
+    HELD.with(|h| {
+        let Some(mut fds) = h.borrow_mut().take() else {
+            return;
+        };
+        if fds.is_empty() {
             return;
         }
-        for &fd in fds.iter() {
-            libc::dup3(dead, fd, libc::O_CLOEXEC);
+        // SAFETY: plain syscalls; socket and dup3 are async-signal-safe.
+        unsafe {
+            let dead = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0);
+            if dead < 0 {
+                return;
+            }
+            for &fd in fds.iter() {
+                libc::dup3(dead, fd, libc::O_CLOEXEC);
+            }
+            libc::close(dead);
         }
-        libc::close(dead);
-    }
-    fds.clear();
+        fds.clear();
+    });
 }
 
 /// Tracks a socket of ours so a forked child lets go of it.
@@ -59,10 +72,10 @@ pub fn track(fd: RawFd) {
         // arguments, valid for the life of the process.
         unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     });
-    SOCKETS.lock().insert(fd);
+    sockets().insert(fd);
 }
 
 /// Stops tracking; call before closing the socket.
 pub fn untrack(fd: RawFd) {
-    SOCKETS.lock().remove(&fd);
+    sockets().remove(&fd);
 }
