@@ -56,23 +56,7 @@ thread_local! {
 /// The segment behind `handle`, from this thread's cache when it is there
 /// (a live segment's handle is unique: its table slot is taken).
 fn held(handle: usize) -> RsmResult<Arc<ExportSegment>> {
-    let cached = LAST.with(|last| {
-        let last = last.try_borrow().ok()?;
-        let (h, seg) = last.as_ref()?;
-        (*h == handle && seg.live.load(Ordering::Acquire)).then(|| Arc::clone(seg))
-    });
-    match cached {
-        Some(seg) => Ok(seg),
-        None => {
-            let seg = lookup(handle)?;
-            LAST.with(|last| {
-                if let Ok(mut last) = last.try_borrow_mut() {
-                    *last = Some((handle, Arc::clone(&seg)));
-                }
-            });
-            Ok(seg)
-        }
-    }
+    super::held(&LAST, handle, |s| s.live.load(Ordering::Acquire), lookup)
 }
 
 static EXPORTS: LazyLock<HandleTable<Arc<ExportSegment>>> =
