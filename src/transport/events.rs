@@ -1,36 +1,44 @@
-//! Event counters (spec 4.9) as any transport keeps them: one 64-bit word
-//! in memory both sides map, plus a doorbell descriptor for whoever has to
-//! sleep (DESIGN.md 5.6).
+//! Event counters (spec 4.9) as any transport keeps them: two 64-bit words
+//! in memory both sides map, plus a doorbell for whoever has to sleep
+//! (DESIGN.md 5.6).
 //!
-//! The word holds the pending count (bits 0-31), `ARMED` (someone may be
-//! asleep on the doorbell, or the application holds the pollfd and may poll
-//! it at any time) and `RUNG` (the doorbell has been made readable). A post
-//! is one compare-and-swap; it makes a system call only when the counter
-//! is armed and the doorbell not yet rung. A waiter spins on the word for a
-//! bounded time, then arms it and sleeps on the doorbell.
+//! `posted` is written by posters: the number of events ever posted (bits
+//! 0-47, wrapping), `ARMED` (someone may be asleep on the doorbell, or the
+//! program holds the pollfd and may poll it at any time) and `RUNG` (the
+//! doorbell has been made readable). `consumed` is written by consumers:
+//! the number of events ever taken. Pending = posted - consumed. Split so a
+//! spinning consumer's take does not pull the poster's cache line back: a
+//! round trip moves each line as often as a raw shared-flag ping-pong.
+//!
+//! A post is one compare-and-swap on `posted`; it makes a system call only
+//! when the counter is armed and the doorbell not yet rung. A waiter spins
+//! for a bounded time, then arms the counter and sleeps on the doorbell.
 //!
 //! Invariant, at rest: armed and pending implies the doorbell is readable.
-//! Whoever sets `RUNG` rings; whoever takes the count to zero clears `RUNG`,
+//! Whoever sets `RUNG` rings; whoever takes the last event clears `RUNG`,
 //! drains the doorbell and looks again, ringing if a post slipped in.
 //! Stale rings only cost a spurious wake-up, never a lost one.
 //!
-//! The peer can write the word (it is shared memory), so every value is
-//! treated as possibly hostile: the arithmetic stays inside its field, and
-//! a garbage count only looks like posts the peer could have made anyway.
+//! The peer can write both words (shared memory), so every value is
+//! treated as possibly hostile: arithmetic stays inside its field, and a
+//! garbage count only looks like posts the peer could have made anyway.
 
 use crate::error::{RsmError, RsmResult};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Pending events.
-pub const COUNT: u64 = 0xFFFF_FFFF;
+/// The count field of `posted` (and of `consumed`, compared modulo 2^48).
+pub const COUNT: u64 = (1 << 48) - 1;
+/// Most events pending at once; a post beyond is dropped. Checked once per
+/// 65,536 posts, so the check costs the poster nothing in between.
+pub const MAX_PENDING: u64 = COUNT - (1 << 16);
 /// Someone may be waiting on the doorbell.
 pub const ARMED: u64 = 1 << 62;
 /// The doorbell has been rung and not drained since.
 pub const RUNG: u64 = 1 << 63;
 
-/// What a sleeper waits on: an eventfd on the same host, an interrupt or a
+/// What a sleeper waits on: a pipe on the same host, an interrupt or a
 /// polled window counter elsewhere.
 pub trait Doorbell {
     /// Makes the doorbell readable.
@@ -39,26 +47,62 @@ pub trait Doorbell {
     fn drain(&self);
 }
 
-/// One event counter in shared memory.
+/// One event counter in shared memory: its `posted` and `consumed` words.
 #[derive(Clone, Copy)]
-pub struct Counter<'a>(pub &'a AtomicU64);
+pub struct Counter<'a> {
+    posted: &'a AtomicU64,
+    consumed: &'a AtomicU64,
+}
 
-impl Counter<'_> {
-    /// Adds one event. With `no_accumulate`, not if one is pending; a
-    /// counter at its maximum drops the post (4 billion pending events).
+/// Events pending between a `posted` and a `consumed` value.
+fn pending_of(p: u64, c: u64) -> u64 {
+    (p & COUNT).wrapping_sub(c & COUNT) & COUNT
+}
+
+/// `posted` with its count advanced by `n` (flags kept).
+fn advanced(p: u64, n: u64) -> u64 {
+    (p & !COUNT) | ((p & COUNT).wrapping_add(n) & COUNT)
+}
+
+impl<'a> Counter<'a> {
+    /// The counter made of these two words.
+    pub fn new(posted: &'a AtomicU64, consumed: &'a AtomicU64) -> Self {
+        Counter { posted, consumed }
+    }
+
+    fn pending_now(self) -> u64 {
+        let p = self.posted.load(Ordering::SeqCst);
+        pending_of(p, self.consumed.load(Ordering::SeqCst))
+    }
+
+    /// Adds one event. With `no_accumulate`, not if one is pending.
     /// Rings `bell` if the counter is armed and the bell is silent.
     pub fn post(self, no_accumulate: bool, bell: &dyn Doorbell) {
-        let mut w = self.0.load(Ordering::Relaxed);
+        self.add_checked(1, no_accumulate, bell);
+    }
+
+    /// Adds `n` events at once, ringing as `post` does.
+    pub fn add(self, n: u64, bell: &dyn Doorbell) {
+        if n > 0 {
+            self.add_checked(n.min(MAX_PENDING), false, bell);
+        }
+    }
+
+    fn add_checked(self, n: u64, no_accumulate: bool, bell: &dyn Doorbell) {
+        let mut p = self.posted.load(Ordering::Relaxed);
         loop {
-            let n = w & COUNT;
-            if (no_accumulate && n > 0) || n == COUNT {
-                return;
+            // `consumed` is the consumer's line: read it only when needed.
+            if no_accumulate || n > 1 || p & 0xFFFF == 0xFFFF {
+                let pending = pending_of(p, self.consumed.load(Ordering::SeqCst));
+                if (no_accumulate && pending > 0) || pending + n > MAX_PENDING {
+                    return;
+                }
             }
-            let ring = w & ARMED != 0 && w & RUNG == 0;
-            let new = (w + 1) | if ring { RUNG } else { 0 };
+            let ring = p & ARMED != 0 && p & RUNG == 0;
+            let new = advanced(p, n) | if ring { RUNG } else { 0 };
             match self
-                .0
-                .compare_exchange_weak(w, new, Ordering::SeqCst, Ordering::Relaxed)
+                .posted
+                .compare_exchange_weak(p, new, Ordering::SeqCst, Ordering::Relaxed)
             {
                 Ok(_) => {
                     if ring {
@@ -66,14 +110,15 @@ impl Counter<'_> {
                     }
                     return;
                 }
-                Err(now) => w = now,
+                Err(now) => p = now,
             }
         }
     }
 
-    /// Whether an event is pending (a load; for spinning).
+    /// Whether an event is pending (two loads; for spinning).
     pub fn pending(self) -> bool {
-        self.0.load(Ordering::Acquire) & COUNT != 0
+        let c = self.consumed.load(Ordering::Relaxed);
+        pending_of(self.posted.load(Ordering::Acquire), c) != 0
     }
 
     /// Consumes one event if one is pending. Settles the doorbell when this
@@ -81,25 +126,29 @@ impl Counter<'_> {
     /// the bell was rung (a lost race): level-triggered pollers must not
     /// see a readable descriptor with nothing behind it.
     pub fn take(self, bell: &dyn Doorbell) -> bool {
-        let mut w = self.0.load(Ordering::Acquire);
+        let mut c = self.consumed.load(Ordering::Acquire);
         loop {
-            if w & COUNT == 0 {
-                if w & RUNG != 0 {
+            let p = self.posted.load(Ordering::SeqCst);
+            let n = pending_of(p, c);
+            if n == 0 {
+                if p & RUNG != 0 {
                     self.settle(bell);
                 }
                 return false;
             }
-            match self
-                .0
-                .compare_exchange_weak(w, w - 1, Ordering::SeqCst, Ordering::Acquire)
-            {
+            match self.consumed.compare_exchange_weak(
+                c,
+                c.wrapping_add(1),
+                Ordering::SeqCst,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => {
-                    if (w - 1) & COUNT == 0 && w & RUNG != 0 {
+                    if n == 1 && p & RUNG != 0 {
                         self.settle(bell);
                     }
                     return true;
                 }
-                Err(now) => w = now,
+                Err(now) => c = now,
             }
         }
     }
@@ -109,37 +158,33 @@ impl Counter<'_> {
     /// drained). Also after a wake-up that found nothing, so a bell rung
     /// by a misbehaving peer cannot keep a sleeper spinning.
     pub fn settle(self, bell: &dyn Doorbell) {
-        let mut w = self.0.load(Ordering::Acquire);
-        loop {
-            if w & COUNT != 0 {
-                return;
-            }
-            if w & RUNG == 0 {
-                break;
-            }
-            match self
-                .0
-                .compare_exchange_weak(w, w & !RUNG, Ordering::SeqCst, Ordering::Acquire)
-            {
-                Ok(_) => break,
-                Err(now) => w = now,
-            }
+        if !self.quiet() {
+            return;
         }
         bell.drain();
         self.ring_if_pending(bell);
     }
 
-    /// With nothing pending, clears `RUNG` (before a shared doorbell is
-    /// drained).
-    pub fn quiet(self) {
-        let mut w = self.0.load(Ordering::Acquire);
-        while w & COUNT == 0 && w & RUNG != 0 {
-            match self
-                .0
-                .compare_exchange_weak(w, w & !RUNG, Ordering::SeqCst, Ordering::Acquire)
-            {
-                Ok(_) => return,
-                Err(now) => w = now,
+    /// With nothing pending, clears `RUNG` (before a doorbell is drained)
+    /// and returns `true`; `false` if events are pending.
+    pub fn quiet(self) -> bool {
+        let mut p = self.posted.load(Ordering::SeqCst);
+        loop {
+            if pending_of(p, self.consumed.load(Ordering::SeqCst)) != 0 {
+                return false;
+            }
+            if p & RUNG == 0 {
+                return true;
+            }
+            // Fails if a post came in since the load: look again.
+            match self.posted.compare_exchange_weak(
+                p,
+                p & !RUNG,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => p = now,
             }
         }
     }
@@ -147,14 +192,15 @@ impl Counter<'_> {
     /// If anything is pending, sets `RUNG` and returns `true`: the caller
     /// rings (once for a shared doorbell).
     pub fn claim_if_pending(self) -> bool {
-        let w = self.0.fetch_or(0, Ordering::SeqCst);
-        if w & COUNT == 0 {
+        if self.pending_now() == 0 {
             return false;
         }
-        self.0.fetch_or(RUNG, Ordering::SeqCst);
+        self.posted.fetch_or(RUNG, Ordering::SeqCst);
         true
     }
 
+    /// Rings the bell if anything is pending (setting `RUNG`), whatever
+    /// `RUNG` said: used after a drain and when arming.
     /// Rings the bell if anything is pending (setting `RUNG`), whatever
     /// `RUNG` said: used after a drain and when arming.
     pub fn ring_if_pending(self, bell: &dyn Doorbell) {
@@ -167,50 +213,28 @@ impl Counter<'_> {
     /// pending, so a sleeper or poller that arrives late still wakes.
     pub fn arm(self, on: bool, bell: &dyn Doorbell) {
         if on {
-            let w = self.0.fetch_or(ARMED, Ordering::SeqCst);
-            if w & COUNT != 0 && w & RUNG == 0 {
+            let p = self.posted.fetch_or(ARMED, Ordering::SeqCst);
+            if p & RUNG == 0 {
                 self.ring_if_pending(bell);
             }
         } else {
-            self.0.fetch_and(!ARMED, Ordering::SeqCst);
+            self.posted.fetch_and(!ARMED, Ordering::SeqCst);
         }
     }
 
     /// Takes every pending event away (for moving them elsewhere).
     pub fn take_all(self) -> u64 {
-        let mut w = self.0.load(Ordering::Acquire);
+        let mut c = self.consumed.load(Ordering::Acquire);
         loop {
-            match self
-                .0
-                .compare_exchange_weak(w, w & !COUNT, Ordering::SeqCst, Ordering::Acquire)
-            {
-                Ok(_) => return w & COUNT,
-                Err(now) => w = now,
-            }
-        }
-    }
-
-    /// Adds `n` events at once (saturating), ringing as `post` does.
-    pub fn add(self, n: u64, bell: &dyn Doorbell) {
-        if n == 0 {
-            return;
-        }
-        let mut w = self.0.load(Ordering::Relaxed);
-        loop {
-            let count = ((w & COUNT) + n).min(COUNT);
-            let ring = w & ARMED != 0 && w & RUNG == 0;
-            let new = (w & !COUNT) | count | if ring { RUNG } else { 0 };
-            match self
-                .0
-                .compare_exchange_weak(w, new, Ordering::SeqCst, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    if ring {
-                        bell.ring();
-                    }
-                    return;
-                }
-                Err(now) => w = now,
+            let n = pending_of(self.posted.load(Ordering::SeqCst), c);
+            match self.consumed.compare_exchange_weak(
+                c,
+                c.wrapping_add(n),
+                Ordering::SeqCst,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return n,
+                Err(now) => c = now,
             }
         }
     }
@@ -355,67 +379,91 @@ mod tests {
         }
     }
 
+    /// A counter's two words.
+    #[derive(Default)]
+    struct Words(AtomicU64, AtomicU64);
+    impl Words {
+        fn c(&self) -> Counter<'_> {
+            Counter::new(&self.0, &self.1)
+        }
+        fn pending(&self) -> u64 {
+            self.c().pending_now()
+        }
+    }
+
     #[test]
     fn unarmed_posts_never_ring() {
-        let w = AtomicU64::new(0);
+        let w = Words::default();
         let bell = Bell::default();
         for _ in 0..10 {
-            Counter(&w).post(false, &bell);
+            w.c().post(false, &bell);
         }
-        assert_eq!(w.load(Ordering::Relaxed) & COUNT, 10);
+        assert_eq!(w.pending(), 10);
         assert_eq!(bell.rings.get(), 0);
         for _ in 0..10 {
-            assert!(Counter(&w).take(&bell));
+            assert!(w.c().take(&bell));
         }
-        assert!(!Counter(&w).take(&bell));
+        assert!(!w.c().take(&bell));
         assert_eq!(bell.rings.get(), 0);
     }
 
     #[test]
     fn armed_counter_keeps_the_bell_level_triggered() {
-        let w = AtomicU64::new(0);
+        let w = Words::default();
         let bell = Bell::default();
-        Counter(&w).post(false, &bell); // before anyone polls
-        Counter(&w).arm(true, &bell);
+        w.c().post(false, &bell); // before anyone polls
+        w.c().arm(true, &bell);
         assert!(bell.readable.get(), "arming with an event pending rings");
-        Counter(&w).post(false, &bell);
+        w.c().post(false, &bell);
         assert_eq!(bell.rings.get(), 1, "already rung: no second ring");
-        assert!(Counter(&w).take(&bell));
+        assert!(w.c().take(&bell));
         assert!(bell.readable.get(), "one still pending");
-        assert!(Counter(&w).take(&bell));
+        assert!(w.c().take(&bell));
         assert!(!bell.readable.get(), "drained with the last event");
-        Counter(&w).post(false, &bell);
+        w.c().post(false, &bell);
         assert!(bell.readable.get());
         assert_eq!(bell.rings.get(), 2);
     }
 
     #[test]
-    fn no_accumulate_and_saturation() {
-        let w = AtomicU64::new(0);
+    fn no_accumulate_saturation_and_wrapping() {
+        let w = Words::default();
         let bell = Bell::default();
         for _ in 0..3 {
-            Counter(&w).post(true, &bell);
+            w.c().post(true, &bell);
         }
-        assert_eq!(w.load(Ordering::Relaxed) & COUNT, 1);
-        w.store(COUNT, Ordering::Relaxed);
-        Counter(&w).post(false, &bell);
-        assert_eq!(
-            w.load(Ordering::Relaxed),
-            COUNT,
-            "no carry out of the field"
-        );
-        Counter(&w).add(5, &bell);
-        assert_eq!(w.load(Ordering::Relaxed), COUNT);
+        assert_eq!(w.pending(), 1);
+        // Near the top of the field, and across its wrap.
+        w.0.store(COUNT - 1, Ordering::Relaxed);
+        w.1.store(COUNT - 3, Ordering::Relaxed);
+        for _ in 0..4 {
+            w.c().post(false, &bell);
+        }
+        assert_eq!(w.pending(), 6, "counts wrap inside their field");
+        assert_eq!(w.0.load(Ordering::Relaxed) & !COUNT, 0, "no carry out");
+        while w.c().take(&bell) {}
+        assert_eq!(w.pending(), 0);
+        // At the limit a post is dropped, not wrapped to zero pending.
+        w.0.store(MAX_PENDING, Ordering::Relaxed); // low 16 bits all ones: checked
+        w.1.store(0, Ordering::Relaxed);
+        w.c().post(false, &bell);
+        assert_eq!(w.pending(), MAX_PENDING);
+        w.c().add(5, &bell);
+        assert_eq!(w.pending(), MAX_PENDING);
+        assert_eq!(w.c().take_all(), MAX_PENDING);
+        assert_eq!(w.pending(), 0);
     }
 
     #[test]
     fn hostile_ring_without_events_is_drained() {
-        let w = AtomicU64::new(RUNG | ARMED);
+        let w = Words::default();
+        w.0.store(RUNG | ARMED | 7, Ordering::Relaxed);
+        w.1.store(7, Ordering::Relaxed);
         let bell = Bell::default();
         bell.readable.set(true);
-        assert!(!Counter(&w).take(&bell));
+        assert!(!w.c().take(&bell));
         assert!(!bell.readable.get());
-        assert_eq!(w.load(Ordering::Relaxed), ARMED);
+        assert_eq!(w.0.load(Ordering::Relaxed), ARMED | 7);
     }
 
     #[test]
@@ -425,19 +473,20 @@ mod tests {
             fn ring(&self) {}
             fn drain(&self) {}
         }
-        let w = AtomicU64::new(ARMED);
+        let w = Words::default();
+        w.0.store(ARMED, Ordering::Relaxed);
         let taken = AtomicU64::new(0);
         std::thread::scope(|s| {
             for _ in 0..2 {
                 s.spawn(|| {
                     for _ in 0..100_000 {
-                        Counter(&w).post(false, &Null);
+                        w.c().post(false, &Null);
                     }
                 });
                 s.spawn(|| {
                     let mut mine = 0;
                     while mine < 100_000 {
-                        if Counter(&w).take(&Null) {
+                        if w.c().take(&Null) {
                             mine += 1;
                         }
                     }
@@ -446,6 +495,6 @@ mod tests {
             }
         });
         assert_eq!(taken.load(Ordering::Relaxed), 200_000);
-        assert_eq!(w.load(Ordering::Relaxed) & COUNT, 0);
+        assert_eq!(w.pending(), 0);
     }
 }

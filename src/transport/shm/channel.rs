@@ -19,9 +19,11 @@ use std::sync::atomic::AtomicU64;
 
 /// Size of the shared page.
 const PAGE: usize = 4096;
-/// Offsets of the two counters, a cache line apart.
+/// Offsets of the two counters' `posted` and `consumed` words, each on a
+/// cache line of its own (128 bytes apart: adjacent-line prefetch).
 const UP: usize = 0;
-const DOWN: usize = 128;
+const DOWN: usize = 256;
+const CONSUMED: usize = 128;
 
 fn last_errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
@@ -228,12 +230,12 @@ impl Channel {
 
     /// Importer -> exporter counter.
     pub fn up(&self) -> Counter<'_> {
-        Counter(self.word(UP))
+        Counter::new(self.word(UP), self.word(UP + CONSUMED))
     }
 
     /// Exporter -> importer counter.
     pub fn down(&self) -> Counter<'_> {
-        Counter(self.word(DOWN))
+        Counter::new(self.word(DOWN), self.word(DOWN + CONSUMED))
     }
 }
 

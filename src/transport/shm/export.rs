@@ -74,7 +74,7 @@ pub struct ShmExport {
     hub: RwLock<Hub>,
     /// Events posted by importers that left before they were consumed
     /// (they are not lost); also rung to wake waiters at destroy.
-    own: AtomicU64,
+    own: (AtomicU64, AtomicU64),
     /// The exporter's doorbell for all its counters: its read end is the
     /// pollfd; importers get its write end. Made on first need (a segment
     /// nobody connects to, waits on or polls costs no descriptor for it).
@@ -104,7 +104,7 @@ impl ShmExportPort {
                 watched: false,
                 destroyed: false,
             }),
-            own: AtomicU64::new(0),
+            own: (AtomicU64::new(0), AtomicU64::new(0)),
             up: OnceLock::new(),
             cursor: AtomicUsize::new(0),
         })))
@@ -514,7 +514,7 @@ impl Doorbell for UpBell<'_> {
 /// Signals (spec 4.9) on the exporter's side.
 impl ShmExport {
     fn own(&self) -> Counter<'_> {
-        Counter(&self.own)
+        Counter::new(&self.own.0, &self.own.1)
     }
 
     /// Every counter the exporter waits on.
