@@ -2,6 +2,7 @@
 //! rebind, destroy. The checks run in the order Solaris makes them (library
 //! checks, then the kernel's); the transport does the work.
 
+use crate::core::cache;
 use crate::core::controller::{self, Controller};
 use crate::core::permission::{self, AccessEntry, Owner, Peer};
 use crate::core::pollfd::PollfdRefs;
@@ -53,10 +54,15 @@ thread_local! {
     static LAST: RefCell<Option<(usize, Arc<ExportSegment>)>> = const { RefCell::new(None) };
 }
 
-/// The segment behind `handle`, from this thread's cache when it is there
-/// (a live segment's handle is unique: its table slot is taken).
+/// The segment behind `handle`, from this thread's cache when it is there.
 fn held(handle: usize) -> RsmResult<Arc<ExportSegment>> {
-    super::held(&LAST, handle, |s| s.live.load(Ordering::Acquire), lookup)
+    cache::held(&LAST, handle, lookup)
+}
+
+impl cache::Live for ExportSegment {
+    fn live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
 }
 
 static EXPORTS: LazyLock<HandleTable<Arc<ExportSegment>>> =
@@ -119,13 +125,7 @@ pub fn destroy(handle: usize, pid: u32) -> RsmResult<()> {
         return Err(RsmError::BadSegHndl); // destroyed concurrently
     }
     seg.live.store(false, Ordering::Release);
-    LAST.with(|last| {
-        if let Ok(mut last) = last.try_borrow_mut() {
-            if last.as_ref().is_some_and(|(h, _)| *h == handle) {
-                *last = None;
-            }
-        }
-    });
+    cache::forget(&LAST, handle);
     if seg.creator != pid {
         return Ok(());
     }
@@ -251,15 +251,7 @@ pub fn release_pollfd(handle: usize) -> RsmResult<()> {
 /// Runs on the cached segment without taking a reference of its own (a
 /// post never blocks).
 pub fn signal_post(handle: usize, no_accumulate: bool) -> RsmResult<()> {
-    let fast = LAST.with(|last| {
-        let last = last.try_borrow().ok()?;
-        let (h, seg) = last.as_ref()?;
-        (*h == handle && seg.live.load(Ordering::Acquire)).then(|| seg.port.post(no_accumulate))
-    });
-    match fast {
-        Some(result) => result,
-        None => held(handle)?.port.post(no_accumulate),
-    }
+    cache::with(&LAST, handle, lookup, |seg| seg.port.post(no_accumulate))
 }
 
 /// `rsm_intr_signal_wait` on an export handle.

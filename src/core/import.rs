@@ -1,9 +1,9 @@
 //! Import segments (spec 4.5): connect, map, unmap, disconnect, with the
 //! checks in the order Solaris makes them.
 
-use crate::core::controller;
 use crate::core::permission::{PERM_READ, PERM_WRITE};
 use crate::core::pollfd::PollfdRefs;
+use crate::core::{cache, controller};
 use crate::error::{RsmError, RsmResult};
 use crate::handles::{HandleTable, Kind};
 use crate::transport::ImportPort;
@@ -113,11 +113,7 @@ pub fn disconnect(handle: usize) -> RsmResult<()> {
     // they stop using it, and the connection ends now, not when they let go.
     seg.live.store(false, Ordering::Release);
     seg.port.close();
-    LAST.with(|last| {
-        if last.borrow().as_ref().is_some_and(|(h, _)| *h == handle) {
-            *last.borrow_mut() = None;
-        }
-    });
+    cache::forget(&LAST, handle);
     Ok(())
 }
 
@@ -214,11 +210,6 @@ pub fn take_event(handle: usize) -> RsmResult<bool> {
     held(handle)?.port.take()
 }
 
-/// The segment behind `handle`, from this thread's cache when it is there.
-fn held(handle: usize) -> RsmResult<Arc<ImportSegment>> {
-    super::held(&LAST, handle, |s| s.live.load(Ordering::Acquire), lookup)
-}
-
 thread_local! {
     /// The segment this thread used last, with its handle: the data path
     /// finds it without touching the shared table (no atomic
@@ -226,23 +217,23 @@ thread_local! {
     static LAST: RefCell<Option<(usize, Arc<ImportSegment>)>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` on the segment behind `handle`: from this thread's cache while
-/// that segment is live (a live segment's handle is unique: its table slot
-/// is taken), else from the table. The cached reference keeps the data
+/// Runs `f` on the segment behind `handle`, from this thread's cache when
+/// it is there (`cache::with`). The cached reference keeps the data
 /// mapping mapped, so a disconnect in another thread during `f` cannot
 /// make it fault (disconnect only re-points it at anonymous memory).
 fn with<R>(handle: usize, f: impl FnOnce(&ImportSegment) -> RsmResult<R>) -> RsmResult<R> {
-    LAST.with(|last| {
-        if let Some((h, seg)) = last.borrow().as_ref() {
-            if *h == handle && seg.live.load(Ordering::Acquire) {
-                return f(seg);
-            }
-        }
-        let seg = lookup(handle)?;
-        let result = f(&seg);
-        *last.borrow_mut() = Some((handle, seg));
-        result
-    })
+    cache::with(&LAST, handle, lookup, f)
+}
+
+/// The segment behind `handle`, as a reference of its own.
+fn held(handle: usize) -> RsmResult<Arc<ImportSegment>> {
+    cache::held(&LAST, handle, lookup)
+}
+
+impl cache::Live for ImportSegment {
+    fn live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
 }
 
 /// An element get/put moves: one native load or store each for 2, 4 and 8
