@@ -4,21 +4,11 @@
 
 use super::types::{nfds_t, pollfd, uint_t, RSM_SIGPOST_NO_ACCUMULATE};
 use super::{entry, non_null};
-use crate::core::{event, export, import};
-use crate::error::{RsmError, RsmResult};
-use crate::handles::{kind_of, Kind};
+use crate::core::event;
+use crate::error::RsmError;
 use crate::platform;
 use crate::uaccess;
 use std::ffi::{c_int, c_void};
-
-/// Which segment kind a `void *` handle is.
-fn segment_kind(memseg: *mut c_void) -> RsmResult<Kind> {
-    non_null(memseg, RsmError::BadSegHndl)?;
-    match kind_of(memseg as usize) {
-        Some(k @ (Kind::Export | Kind::Import)) => Ok(k),
-        _ => Err(RsmError::BadSegHndl),
-    }
-}
 
 /// Stores `{fd, POLLRDNORM}` for the segment in `*fd` and counts a
 /// reference; destroy and disconnect fail while references are held.
@@ -28,16 +18,12 @@ fn segment_kind(memseg: *mut c_void) -> RsmResult<Kind> {
 #[no_mangle]
 pub unsafe extern "C" fn rsm_memseg_get_pollfd(memseg: *mut c_void, fd: *mut pollfd) -> c_int {
     entry!(rsm_memseg_get_pollfd(memseg, fd) {
-        let kind = segment_kind(memseg)?;
-        non_null(fd, RsmError::BadAddr)?;
         let h = memseg as usize;
-        let (raw, release): (c_int, fn(usize) -> RsmResult<()>) = match kind {
-            Kind::Export => (export::get_pollfd(h)?, export::release_pollfd),
-            _ => (import::get_pollfd(h)?, import::release_pollfd),
-        };
-        let value = pollfd { fd: raw, events: libc::POLLRDNORM, revents: 0 };
+        event::segment_kind(h)?;
+        non_null(fd, RsmError::BadAddr)?;
+        let value = pollfd { fd: event::get_pollfd(h)?, events: libc::POLLRDNORM, revents: 0 };
         uaccess::copy_out(fd, &value).inspect_err(|_| {
-            let _ = release(h);
+            let _ = event::release_pollfd(h);
         })
     })
 }
@@ -49,10 +35,7 @@ pub unsafe extern "C" fn rsm_memseg_get_pollfd(memseg: *mut c_void, fd: *mut pol
 #[no_mangle]
 pub unsafe extern "C" fn rsm_memseg_release_pollfd(memseg: *mut c_void) -> c_int {
     entry!(rsm_memseg_release_pollfd(memseg) {
-        match segment_kind(memseg)? {
-            Kind::Export => export::release_pollfd(memseg as usize),
-            _ => import::release_pollfd(memseg as usize),
-        }
+        event::release_pollfd(memseg as usize)
     })
 }
 
@@ -66,11 +49,7 @@ pub unsafe extern "C" fn rsm_memseg_release_pollfd(memseg: *mut c_void) -> c_int
 #[no_mangle]
 pub unsafe extern "C" fn rsm_intr_signal_post(memseg: *mut c_void, flags: uint_t) -> c_int {
     entry!(rsm_intr_signal_post(memseg, flags) {
-        let no_accumulate = flags & RSM_SIGPOST_NO_ACCUMULATE != 0;
-        match segment_kind(memseg)? {
-            Kind::Export => export::signal_post(memseg as usize, no_accumulate),
-            _ => import::signal_post(memseg as usize, no_accumulate),
-        }
+        event::post(memseg as usize, flags & RSM_SIGPOST_NO_ACCUMULATE != 0)
     })
 }
 
@@ -82,10 +61,7 @@ pub unsafe extern "C" fn rsm_intr_signal_post(memseg: *mut c_void, flags: uint_t
 #[no_mangle]
 pub unsafe extern "C" fn rsm_intr_signal_wait(memseg: *mut c_void, timeout: c_int) -> c_int {
     entry!(rsm_intr_signal_wait(memseg, timeout) {
-        match segment_kind(memseg)? {
-            Kind::Export => export::signal_wait(memseg as usize, timeout),
-            _ => import::signal_wait(memseg as usize, timeout),
-        }
+        event::wait(memseg as usize, timeout)
     })
 }
 

@@ -6,9 +6,63 @@ use crate::error::{RsmError, RsmResult};
 use crate::handles::{kind_of, Kind};
 use crate::transport::Signals;
 
+/// Which kind `handle` is: anything but an export or import segment is
+/// `RSMERR_BAD_SEG_HNDL` (spec 4.9; the functions take a `void *`).
+pub fn segment_kind(handle: usize) -> RsmResult<Kind> {
+    match kind_of(handle) {
+        Some(k @ (Kind::Export | Kind::Import)) => Ok(k),
+        _ => Err(RsmError::BadSegHndl),
+    }
+}
+
+/// `rsm_memseg_get_pollfd`: the descriptor, counted.
+pub fn get_pollfd(handle: usize) -> RsmResult<i32> {
+    match segment_kind(handle)? {
+        Kind::Export => super::export::get_pollfd(handle),
+        _ => super::import::get_pollfd(handle),
+    }
+}
+
+/// `rsm_memseg_release_pollfd`.
+pub fn release_pollfd(handle: usize) -> RsmResult<()> {
+    match segment_kind(handle)? {
+        Kind::Export => super::export::release_pollfd(handle),
+        _ => super::import::release_pollfd(handle),
+    }
+}
+
+/// `rsm_intr_signal_post`: an import signals its exporter, an export every
+/// importer.
+pub fn post(handle: usize, no_accumulate: bool) -> RsmResult<()> {
+    match segment_kind(handle)? {
+        Kind::Export => super::export::signal_post(handle, no_accumulate),
+        _ => super::import::signal_post(handle, no_accumulate),
+    }
+}
+
+/// `rsm_intr_signal_wait`.
+pub fn wait(handle: usize, timeout_ms: i32) -> RsmResult<()> {
+    match segment_kind(handle)? {
+        Kind::Export => super::export::signal_wait(handle, timeout_ms),
+        _ => super::import::signal_wait(handle, timeout_ms),
+    }
+}
+
+/// Consumes one event of segment `handle`, whichever kind it is.
+fn take(handle: usize) -> RsmResult<bool> {
+    match segment_kind(handle)? {
+        Kind::Export => super::export::take_event(handle),
+        _ => super::import::take_event(handle),
+    }
+}
+
 /// Takes a pollfd reference on a segment: the first one makes the
 /// transport keep the descriptor readable while events are pending.
-pub fn get_pollfd(port: &dyn Signals, handle: usize, refs: &mut PollfdRefs) -> RsmResult<i32> {
+pub fn take_pollfd_ref<P: Signals + ?Sized>(
+    port: &P,
+    handle: usize,
+    refs: &mut PollfdRefs,
+) -> RsmResult<i32> {
     let fd = port.pollfd()?;
     if refs.take()? {
         if let Err(e) = port.watch(true) {
@@ -21,21 +75,12 @@ pub fn get_pollfd(port: &dyn Signals, handle: usize, refs: &mut PollfdRefs) -> R
 }
 
 /// Drops a pollfd reference; after the last, posts stop ringing for it.
-pub fn release_pollfd(port: &dyn Signals, refs: &mut PollfdRefs) {
+pub fn drop_pollfd_ref<P: Signals + ?Sized>(port: &P, refs: &mut PollfdRefs) {
     if refs.release() {
         let _ = port.watch(false);
         if let Ok(fd) = port.pollfd() {
             pollfd::unregister(fd);
         }
-    }
-}
-
-/// Consumes one event of segment `handle`, whichever kind it is.
-fn take(handle: usize) -> RsmResult<bool> {
-    match kind_of(handle) {
-        Some(Kind::Export) => super::export::take_event(handle),
-        Some(Kind::Import) => super::import::take_event(handle),
-        _ => Err(RsmError::BadSegHndl),
     }
 }
 

@@ -182,14 +182,14 @@ pub fn unmap(handle: usize) -> RsmResult<()> {
 pub fn get_pollfd(handle: usize) -> RsmResult<i32> {
     let seg = lookup(handle)?;
     let mut state = seg.state.lock();
-    super::event::get_pollfd(&*seg.port, handle, &mut state.pollfd_refs)
+    super::event::take_pollfd_ref(&*seg.port, handle, &mut state.pollfd_refs)
 }
 
 /// `rsm_memseg_release_pollfd` on an import handle.
 pub fn release_pollfd(handle: usize) -> RsmResult<()> {
     let seg = lookup(handle)?;
     let mut state = seg.state.lock();
-    super::event::release_pollfd(&*seg.port, &mut state.pollfd_refs);
+    super::event::drop_pollfd_ref(&*seg.port, &mut state.pollfd_refs);
     Ok(())
 }
 
