@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,18 @@ static inline void child_exit(void)
     fflush(stderr);
     _exit(failed > 125 ? 125 : failed);
 }
+
+#ifdef _RSMAPI_H
+/* An export segment's doorbell pipe (its pollfd) is made on first need and
+ * kept until destroy. Tests that count descriptors around connections
+ * make it first, so the count shows only what the connections hold. */
+static inline void make_doorbell(rsm_memseg_export_handle_t seg)
+{
+    struct pollfd pfd;
+    CHECK_RC(rsm_memseg_get_pollfd(seg, &pfd), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_release_pollfd(seg), RSM_SUCCESS);
+}
+#endif
 
 static inline int report(const char *name)
 {

@@ -126,11 +126,7 @@ static void exporter_main(int cmd, int ack)
     CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
     CHECK_RC(rsm_memseg_export_create(c, &seg, buf, len, 0), RSM_SUCCESS);
     CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
-    /* The segment's doorbell pipe is made on first need (here) and kept
-     * until destroy; the attack must leave nothing else behind. */
-    struct pollfd pfd;
-    CHECK_RC(rsm_memseg_get_pollfd(seg, &pfd), RSM_SUCCESS);
-    CHECK_RC(rsm_memseg_release_pollfd(seg), RSM_SUCCESS);
+    make_doorbell(seg);
     int start = count_fds();
     step(ack);
     char m;

@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <rsmapi.h>
-#include <poll.h>
 #include "common.h"
 
 #define LEN (2 * 4096)
@@ -80,11 +79,7 @@ int main(void)
         rsm_memseg_export_handle_t seg;
         CHECK_RC(rsm_memseg_export_create(c, &seg, buf, LEN, 0), RSM_SUCCESS);
         CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
-        /* The segment's doorbell pipe is made on first need (here) and
-         * kept until destroy; the 10,000 connections must leave nothing. */
-        struct pollfd pfd;
-        CHECK_RC(rsm_memseg_get_pollfd(seg, &pfd), RSM_SUCCESS);
-        CHECK_RC(rsm_memseg_release_pollfd(seg), RSM_SUCCESS);
+        make_doorbell(seg);
         int fds = count_fds(), maps = count_maps();
         CHECK(write(ready[1], "r", 1) == 1);
         char b;

@@ -223,11 +223,7 @@ static void importer_death(int use_kill)
     CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
     CHECK_RC(rsm_memseg_export_create(c, &seg, buf, LEN, 0), RSM_SUCCESS);
     CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
-    /* The segment's doorbell pipe is made on first need (here) and kept
-     * until destroy; what an importer's connection holds must all go. */
-    struct pollfd pfd;
-    CHECK_RC(rsm_memseg_get_pollfd(seg, &pfd), RSM_SUCCESS);
-    CHECK_RC(rsm_memseg_release_pollfd(seg), RSM_SUCCESS);
+    make_doorbell(seg);
     int before = count_fds();
     int ready[2];
     CHECK(pipe(ready) == 0);
