@@ -605,6 +605,108 @@ static void forced(char cause)
     close(up[0]);
 }
 
+/* 9. An exporter asleep in a wait with one importer connected sleeps on
+ * that connection alone; it still wakes for (a) a second importer that
+ * connects and posts, and (b) after its only importer left without a
+ * post, a new importer's post. The wait is untimed (a timed one would
+ * find the event when its time is up and hide a lost wake-up); one not
+ * over 10 s after the post is a lost wake-up, and the test ends. */
+struct sleeper {
+    pthread_t t;
+    rsm_memseg_export_handle_t ex;
+    int rc;
+};
+
+static void *sleeper_main(void *arg)
+{
+    struct sleeper *w = arg;
+    w->rc = rsm_intr_signal_wait(w->ex, -1);
+    return NULL;
+}
+
+static void sleeper_join(struct sleeper *w)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += 10;
+    if (pthread_timedjoin_np(w->t, NULL, &t) != 0) {
+        CHECK(!"the exporter slept through a post");
+        exit(report("events"));
+    }
+    CHECK_RC(w->rc, RSM_SUCCESS);
+}
+
+static void sleeper_start(struct sleeper *w, rsm_memseg_export_handle_t ex)
+{
+    w->ex = ex;
+    w->rc = -1;
+    CHECK(pthread_create(&w->t, NULL, sleeper_main, w) == 0);
+    usleep(50000); /* past any spin: asleep by now */
+}
+
+static void exporter_sleeps(void)
+{
+    char *buf = memory();
+    rsm_memseg_export_handle_t ex;
+    rsm_memseg_id_t id = next_id();
+    CHECK_RC(rsm_memseg_export_create(ctrl, &ex, buf, len, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_publish(ex, &id, NULL, 0), RSM_SUCCESS);
+    /* Importers A, B, C, forked before any thread (see child()): each
+     * connects on 's' (A at once), posts on 'p', leaves on 'q'. */
+    int cmd[3][2], ack[3][2];
+    pid_t pid[3];
+    for (int k = 0; k < 3; k++) {
+        CHECK(pipe(cmd[k]) == 0 && pipe(ack[k]) == 0);
+        pid[k] = child();
+        if (pid[k] == 0) {
+            rsm_memseg_import_handle_t im = NULL;
+            char c;
+            while ((c = hear(cmd[k][0])) != 0 && c != 'q') {
+                if (c == 's')
+                    CHECK_RC(rsm_memseg_import_connect(ctrl, 0, id, RSM_PERM_RDWR, &im),
+                             RSM_SUCCESS);
+                if (c == 'p') CHECK_RC(rsm_intr_signal_post(im, 0), RSM_SUCCESS);
+                say(ack[k][1], 'y');
+            }
+            CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+            child_exit();
+        }
+        close(cmd[k][0]);
+        close(ack[k][1]);
+    }
+    struct sleeper w;
+    say(cmd[0][1], 's');
+    CHECK(hear(ack[0][0]) == 'y');
+
+    /* (a) */
+    sleeper_start(&w, ex);
+    say(cmd[1][1], 's');
+    say(cmd[1][1], 'p');
+    CHECK(hear(ack[1][0]) == 'y' && hear(ack[1][0]) == 'y');
+    sleeper_join(&w);
+    say(cmd[1][1], 'q');
+    check_child(pid[1], "importer B");
+
+    /* (b) */
+    sleeper_start(&w, ex);
+    say(cmd[0][1], 'q');
+    check_child(pid[0], "importer A");
+    say(cmd[2][1], 's');
+    say(cmd[2][1], 'p');
+    CHECK(hear(ack[2][0]) == 'y' && hear(ack[2][0]) == 'y');
+    sleeper_join(&w);
+    say(cmd[2][1], 'q');
+    check_child(pid[2], "importer C");
+
+    expect_events(ex, 0);
+    for (int k = 0; k < 3; k++) {
+        close(cmd[k][1]);
+        close(ack[k][0]);
+    }
+    CHECK_RC(rsm_memseg_export_destroy(ex), RSM_SUCCESS);
+    munmap(buf, len);
+}
+
 int main(void)
 {
     len = (size_t)sysconf(_SC_PAGESIZE);
@@ -630,6 +732,7 @@ int main(void)
     forced('u');
     forced('d');
     forced('k');
+    exporter_sleeps();
 
     CHECK_RC(rsm_release_controller(ctrl), RSM_SUCCESS);
     return report("events");

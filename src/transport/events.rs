@@ -11,8 +11,17 @@
 //! round trip moves each line as often as a raw shared-flag ping-pong.
 //!
 //! A post is one compare-and-swap on `posted`; it makes a system call only
-//! when the counter is armed and the doorbell not yet rung. A waiter spins
-//! for a bounded time, then arms the counter and sleeps on the doorbell.
+//! when someone may be asleep. A waiter spins for a bounded time, then
+//! sleeps in one of two ways. On a `wakes` word next to the counter (a
+//! futex on the same host): it sets `SLEEPING` and sleeps while `wakes`
+//! is unchanged; a post that clears `SLEEPING` bumps `wakes` and wakes
+//! it. One system call each side, with a timeout, nothing to drain. Or,
+//! where one sleep must cover many counters or the program polls, on the
+//! doorbell: it arms the counter, and posts ring.
+//!
+//! `wakes` is a sequence, not a flag, so a sleeper that re-set `SLEEPING`
+//! after a post cleared it cannot make another sleep through that post
+//! (ABA would need 2^32 wake-ups in between).
 //!
 //! Invariant, at rest: armed and pending implies the doorbell is readable.
 //! Whoever sets `RUNG` rings; whoever takes the last event clears `RUNG`,
@@ -24,7 +33,7 @@
 //! garbage count only looks like posts the peer could have made anyway.
 
 use crate::error::{RsmError, RsmResult};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -37,6 +46,19 @@ pub const MAX_PENDING: u64 = COUNT - (1 << 16);
 pub const ARMED: u64 = 1 << 62;
 /// The doorbell has been rung and not drained since.
 pub const RUNG: u64 = 1 << 63;
+/// Someone may be asleep on the `wakes` word.
+pub const SLEEPING: u64 = 1 << 61;
+
+/// How a sleep on a doorbell ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Woke {
+    /// The time was up.
+    TimedOut,
+    /// The doorbell is readable: take, or settle it if nothing came.
+    Rung,
+    /// Woken with nothing to drain (a futex, or events already pending).
+    Woken,
+}
 
 /// What a sleeper waits on: a pipe on the same host, an interrupt or a
 /// polled window counter elsewhere.
@@ -45,6 +67,8 @@ pub trait Doorbell {
     fn ring(&self);
     /// Makes it unreadable again (reads it empty).
     fn drain(&self);
+    /// Wakes whoever sleeps on `wakes` (just bumped).
+    fn wake(&self, wakes: &AtomicU32);
 }
 
 /// One event counter in shared memory: its `posted` and `consumed` words.
@@ -52,6 +76,7 @@ pub trait Doorbell {
 pub struct Counter<'a> {
     posted: &'a AtomicU64,
     consumed: &'a AtomicU64,
+    wakes: &'a AtomicU32,
 }
 
 /// Events pending between a `posted` and a `consumed` value.
@@ -65,9 +90,13 @@ fn advanced(p: u64, n: u64) -> u64 {
 }
 
 impl<'a> Counter<'a> {
-    /// The counter made of these two words.
-    pub fn new(posted: &'a AtomicU64, consumed: &'a AtomicU64) -> Self {
-        Counter { posted, consumed }
+    /// The counter made of these words.
+    pub fn new(posted: &'a AtomicU64, consumed: &'a AtomicU64, wakes: &'a AtomicU32) -> Self {
+        Counter {
+            posted,
+            consumed,
+            wakes,
+        }
     }
 
     fn pending_now(self) -> u64 {
@@ -99,7 +128,7 @@ impl<'a> Counter<'a> {
                 }
             }
             let ring = p & ARMED != 0 && p & RUNG == 0;
-            let new = advanced(p, n) | if ring { RUNG } else { 0 };
+            let new = (advanced(p, n) | if ring { RUNG } else { 0 }) & !SLEEPING;
             match self
                 .posted
                 .compare_exchange_weak(p, new, Ordering::SeqCst, Ordering::Relaxed)
@@ -107,6 +136,9 @@ impl<'a> Counter<'a> {
                 Ok(_) => {
                     if ring {
                         bell.ring();
+                    }
+                    if p & SLEEPING != 0 {
+                        self.wake_all(bell);
                     }
                     return;
                 }
@@ -201,8 +233,6 @@ impl<'a> Counter<'a> {
 
     /// Rings the bell if anything is pending (setting `RUNG`), whatever
     /// `RUNG` said: used after a drain and when arming.
-    /// Rings the bell if anything is pending (setting `RUNG`), whatever
-    /// `RUNG` said: used after a drain and when arming.
     pub fn ring_if_pending(self, bell: &dyn Doorbell) {
         if self.claim_if_pending() {
             bell.ring();
@@ -220,6 +250,27 @@ impl<'a> Counter<'a> {
         } else {
             self.posted.fetch_and(!ARMED, Ordering::SeqCst);
         }
+    }
+
+    /// Before a sleep on `wakes`: returns its value for the sleep, then
+    /// sets `SLEEPING`. The caller looks for events after this and sleeps
+    /// only if none, while `wakes` still has the value returned.
+    pub fn prepare_sleep(self) -> u32 {
+        let seen = self.wakes.load(Ordering::SeqCst);
+        self.posted.fetch_or(SLEEPING, Ordering::SeqCst);
+        seen
+    }
+
+    /// Wakes every sleeper on `wakes` (a post; also a forced disconnect or
+    /// a change in what the sleeper should sleep on).
+    pub fn wake_all(self, bell: &dyn Doorbell) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        bell.wake(self.wakes);
+    }
+
+    /// The word sleepers sleep on.
+    pub fn wakes(self) -> &'a AtomicU32 {
+        self.wakes
     }
 
     /// Takes every pending event away (for moving them elsewhere).
@@ -259,13 +310,10 @@ pub trait Waitable {
     /// Why waiting is pointless now (`RSMERR_CONN_ABORTED` after a forced
     /// disconnect), checked when nothing is pending.
     fn ended(&self) -> Option<RsmError>;
-    /// Counts one sleeper: posts ring the doorbell from now on.
-    fn arm(&self) -> RsmResult<()>;
-    /// Undoes one `arm`.
-    fn disarm(&self);
-    /// Sleeps until the doorbell is readable or `timeout_ms` (-1: no
-    /// limit) passes; `Ok(true)` if readable.
-    fn sleep(&self, timeout_ms: i32) -> RsmResult<bool>;
+    /// Sleeps until an event may be pending or `timeout_ms` (-1: no
+    /// limit) passes: on a `wakes` word (`Counter::prepare_sleep`), or
+    /// with the counters armed for that one sleep, on the doorbell.
+    fn sleep(&self, timeout_ms: i32) -> RsmResult<Woke>;
     /// After a wake-up that found nothing: drain stale doorbells.
     fn settle(&self);
 }
@@ -297,14 +345,6 @@ const SPIN_ROUNDS: u32 = 32;
 /// Default spin bound in microseconds.
 pub const DEFAULT_SPIN_US: u64 = 30;
 
-/// Disarms when the sleeping part of a wait ends, however it ends.
-struct Armed<'a>(&'a dyn Waitable);
-impl Drop for Armed<'_> {
-    fn drop(&mut self) {
-        self.0.disarm();
-    }
-}
-
 /// `rsm_intr_signal_wait`: consumes one event, waiting up to `timeout_ms`
 /// (0: just look; negative: forever); spins for `spin` first.
 pub fn wait(w: &dyn Waitable, timeout_ms: i32, spin: Duration) -> RsmResult<()> {
@@ -329,8 +369,6 @@ pub fn wait(w: &dyn Waitable, timeout_ms: i32, spin: Duration) -> RsmResult<()> 
             return Err(e);
         }
     }
-    w.arm()?;
-    let _armed = Armed(w);
     loop {
         if w.take() {
             return Ok(());
@@ -350,11 +388,14 @@ pub fn wait(w: &dyn Waitable, timeout_ms: i32, spin: Duration) -> RsmResult<()> 
                 i32::try_from(us.div_ceil(1000)).unwrap_or(i32::MAX)
             }
         };
-        if w.sleep(left)? {
-            if w.take() {
-                return Ok(());
+        match w.sleep(left)? {
+            Woke::TimedOut | Woke::Woken => {}
+            Woke::Rung => {
+                if w.take() {
+                    return Ok(());
+                }
+                w.settle();
             }
-            w.settle();
         }
     }
 }
@@ -368,6 +409,7 @@ mod tests {
     struct Bell {
         rings: Cell<u32>,
         readable: Cell<bool>,
+        wakes: Cell<u32>,
     }
     impl Doorbell for Bell {
         fn ring(&self) {
@@ -377,14 +419,25 @@ mod tests {
         fn drain(&self) {
             self.readable.set(false);
         }
+        fn wake(&self, _: &AtomicU32) {
+            self.wakes.set(self.wakes.get() + 1);
+        }
     }
 
-    /// A counter's two words.
+    /// A doorbell that does nothing (sleepers poll `wakes`).
+    struct Null;
+    impl Doorbell for Null {
+        fn ring(&self) {}
+        fn drain(&self) {}
+        fn wake(&self, _: &AtomicU32) {}
+    }
+
+    /// A counter's words.
     #[derive(Default)]
-    struct Words(AtomicU64, AtomicU64);
+    struct Words(AtomicU64, AtomicU64, AtomicU32);
     impl Words {
         fn c(&self) -> Counter<'_> {
-            Counter::new(&self.0, &self.1)
+            Counter::new(&self.0, &self.1, &self.2)
         }
         fn pending(&self) -> u64 {
             self.c().pending_now()
@@ -467,12 +520,71 @@ mod tests {
     }
 
     #[test]
+    fn only_a_post_to_a_sleeper_wakes_and_each_wakes_once() {
+        let w = Words::default();
+        let bell = Bell::default();
+        w.c().post(false, &bell);
+        assert_eq!(bell.wakes.get(), 0, "nobody asleep: no wake-up");
+        assert!(w.c().take(&bell));
+        let seen = w.c().prepare_sleep();
+        assert_eq!(seen, 0);
+        w.c().post(false, &bell);
+        assert_eq!(bell.wakes.get(), 1);
+        assert_ne!(w.2.load(Ordering::Relaxed), seen, "the sleep ends");
+        w.c().post(false, &bell);
+        assert_eq!(bell.wakes.get(), 1, "SLEEPING was cleared by the first");
+        assert_eq!(w.0.load(Ordering::Relaxed) & SLEEPING, 0);
+        assert_eq!(w.pending(), 2);
+    }
+
+    /// Two sleepers that re-arm in between (the ABA case): with `wakes`
+    /// a sequence, neither sleeps through a post; the test ends itself.
+    #[test]
+    fn sleepers_never_miss_a_post() {
+        let w = Words::default();
+        const N: u64 = 100_000;
+        let taken = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..N {
+                    w.c().post(false, &Null);
+                }
+            });
+            for _ in 0..2 {
+                s.spawn(|| loop {
+                    if taken.load(Ordering::SeqCst) >= N {
+                        return;
+                    }
+                    if w.c().take(&Null) {
+                        taken.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
+                    let seen = w.c().prepare_sleep();
+                    if w.c().pending() || taken.load(Ordering::SeqCst) >= N {
+                        continue;
+                    }
+                    // "Sleep" while `wakes` is unchanged; a lost wake-up
+                    // is a sleep no later post ends.
+                    let mut spins = 0u64;
+                    while w.2.load(Ordering::SeqCst) == seen {
+                        if taken.load(Ordering::SeqCst) >= N {
+                            return;
+                        }
+                        spins += 1;
+                        assert!(
+                            spins < 1 << 34 || w.pending() == 0,
+                            "asleep with events pending"
+                        );
+                        std::hint::spin_loop();
+                    }
+                });
+            }
+        });
+        assert_eq!(taken.load(Ordering::SeqCst), N);
+    }
+
+    #[test]
     fn concurrent_posts_and_takes_balance() {
-        struct Null;
-        impl Doorbell for Null {
-            fn ring(&self) {}
-            fn drain(&self) {}
-        }
         let w = Words::default();
         w.0.store(ARMED, Ordering::Relaxed);
         let taken = AtomicU64::new(0);

@@ -13,9 +13,9 @@
 //! it; eventfds and epoll descriptors report and wake with `POLLIN` alone.
 
 use crate::error::{RsmError, RsmResult};
-use crate::transport::events::{Counter, Doorbell};
+use crate::transport::events::{Counter, Doorbell, Woke};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Size of the shared page.
 const PAGE: usize = 4096;
@@ -24,6 +24,9 @@ const PAGE: usize = 4096;
 const UP: usize = 0;
 const DOWN: usize = 256;
 const CONSUMED: usize = 128;
+/// Offset of a counter's `wakes` futex word, on the line of its `posted`
+/// (a post that wakes writes both).
+const WAKES: usize = 8;
 
 fn last_errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
@@ -70,6 +73,9 @@ impl Doorbell for Bell {
         if let Some(r) = &self.read {
             drain(r.as_raw_fd());
         }
+    }
+    fn wake(&self, wakes: &AtomicU32) {
+        futex_wake(wakes);
     }
 }
 
@@ -228,14 +234,27 @@ impl Channel {
         unsafe { &*((self.addr + offset) as *const AtomicU64) }
     }
 
+    fn word32(&self, offset: usize) -> &AtomicU32 {
+        // SAFETY: as `word`, 4-aligned.
+        unsafe { &*((self.addr + offset) as *const AtomicU32) }
+    }
+
     /// Importer -> exporter counter.
     pub fn up(&self) -> Counter<'_> {
-        Counter::new(self.word(UP), self.word(UP + CONSUMED))
+        Counter::new(
+            self.word(UP),
+            self.word(UP + CONSUMED),
+            self.word32(UP + WAKES),
+        )
     }
 
     /// Exporter -> importer counter.
     pub fn down(&self) -> Counter<'_> {
-        Counter::new(self.word(DOWN), self.word(DOWN + CONSUMED))
+        Counter::new(
+            self.word(DOWN),
+            self.word(DOWN + CONSUMED),
+            self.word32(DOWN + WAKES),
+        )
     }
 }
 
@@ -255,12 +274,69 @@ fn pipe_end(fd: &OwnedFd, mode: i32) -> Option<u64> {
 }
 
 /// Sleeps until `fd` is readable or `timeout_ms` passes (-1: forever).
-pub fn sleep_on(fd: RawFd, timeout_ms: i32) -> RsmResult<bool> {
+pub fn sleep_on(fd: RawFd, timeout_ms: i32) -> RsmResult<Woke> {
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
     // SAFETY: one pollfd of ours, borrowed for the call.
-    unsafe { crate::platform::poll(&mut pfd, 1, timeout_ms) }.map(|n| n > 0)
+    let n = unsafe { crate::platform::poll(&mut pfd, 1, timeout_ms) }?;
+    Ok(if n > 0 { Woke::Rung } else { Woke::TimedOut })
+}
+
+/// Wakes every thread, in any process, asleep on `wakes` (a futex word in
+/// a shared page; not `FUTEX_PRIVATE`, so other processes' sleeps count).
+pub fn futex_wake(wakes: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE only uses the address as a key; no other
+    // argument is read.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            wakes.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            0usize,
+            0u32,
+        )
+    };
+}
+
+/// Sleeps while `wakes` holds `seen`, up to `timeout_ms` (-1: forever).
+/// A handler installed with `SA_RESTART` resumes the sleep, as it does a
+/// `read`; without, the wait ends with `RSMERR_INTERRUPTED`.
+pub fn futex_sleep(wakes: &AtomicU32, seen: u32, timeout_ms: i32) -> RsmResult<Woke> {
+    let ts = (timeout_ms >= 0).then(|| libc::timespec {
+        tv_sec: (timeout_ms / 1000).into(),
+        tv_nsec: ((timeout_ms % 1000) * 1_000_000).into(),
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: the kernel reads `wakes` (ours, mapped while we sleep: the
+    // caller holds its channel) and `tsp` (null or our timespec).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            wakes.as_ptr(),
+            libc::FUTEX_WAIT,
+            seen,
+            tsp,
+            0usize,
+            0u32,
+        )
+    };
+    if r == 0 {
+        return Ok(Woke::Woken);
+    }
+    match last_errno() {
+        libc::EAGAIN => Ok(Woke::Woken), // `wakes` moved before we slept
+        libc::ETIMEDOUT => Ok(Woke::TimedOut),
+        libc::EINTR => Err(RsmError::Interrupted),
+        e => {
+            crate::why!("signal wait: futex failed with errno {e}");
+            Err(RsmError::InternalError)
+        }
+    }
 }

@@ -9,7 +9,7 @@ use super::wire::{self, Reply, Request};
 use crate::config::NodeId;
 use crate::core::permission::Peer;
 use crate::error::{RsmError, RsmResult};
-use crate::transport::events::{self, Counter, Doorbell, Waitable};
+use crate::transport::events::{self, Counter, Doorbell, Waitable, Woke};
 use crate::transport::{Admission, ExportPort, ImporterInfo, Signals};
 use nix::sys::socket::{
     self, accept4, bind, listen, socket, AddressFamily, Backlog, ControlMessage, MsgFlags,
@@ -51,8 +51,8 @@ struct State {
 
 /// The event channels of the importers, and who waits on them.
 struct Hub {
-    /// By importer token.
-    channels: Vec<(u64, Channel)>,
+    /// By importer token. Shared with a waiter asleep on one's `wakes`.
+    channels: Vec<(u64, Arc<Channel>)>,
     /// Threads asleep in a wait.
     sleepers: u32,
     /// The program holds the pollfd.
@@ -74,7 +74,7 @@ pub struct ShmExport {
     hub: RwLock<Hub>,
     /// Events posted by importers that left before they were consumed
     /// (they are not lost); also rung to wake waiters at destroy.
-    own: (AtomicU64, AtomicU64),
+    own: (AtomicU64, AtomicU64, AtomicU32),
     /// The exporter's doorbell for all its counters: its read end is the
     /// pollfd; importers get its write end. Made on first need (a segment
     /// nobody connects to, waits on or polls costs no descriptor for it).
@@ -104,7 +104,7 @@ impl ShmExportPort {
                 watched: false,
                 destroyed: false,
             }),
-            own: (AtomicU64::new(0), AtomicU64::new(0)),
+            own: (AtomicU64::new(0), AtomicU64::new(0), AtomicU32::new(0)),
             up: OnceLock::new(),
             cursor: AtomicUsize::new(0),
         })))
@@ -509,12 +509,15 @@ impl Doorbell for UpBell<'_> {
     fn drain(&self) {
         self.x.settle_all(self.hub);
     }
+    fn wake(&self, wakes: &AtomicU32) {
+        channel::futex_wake(wakes);
+    }
 }
 
 /// Signals (spec 4.9) on the exporter's side.
 impl ShmExport {
     fn own(&self) -> Counter<'_> {
-        Counter::new(&self.own.0, &self.own.1)
+        Counter::new(&self.own.0, &self.own.1, &self.own.2)
     }
 
     /// Every counter the exporter waits on.
@@ -576,10 +579,16 @@ impl ShmExport {
     /// A new importer's channel joins the hub.
     fn link(&self, token: u64, channel: Channel) {
         let mut hub = self.hub.write();
+        let bell = UpBell { x: self, hub: &hub };
         if hub.armed() {
-            channel.up().arm(true, &UpBell { x: self, hub: &hub });
+            channel.up().arm(true, &bell);
         }
-        hub.channels.push((token, channel));
+        // A waiter asleep on the only importer's `wakes` would not hear
+        // this one: wake it to sleep on the doorbell instead.
+        if let [(_, only)] = hub.channels.as_slice() {
+            only.up().wake_all(&bell);
+        }
+        hub.channels.push((token, Arc::new(channel)));
     }
 
     /// An importer left: its channel goes, and the events it posted that
@@ -590,16 +599,22 @@ impl ShmExport {
             return;
         };
         let (_, channel) = hub.channels.swap_remove(i);
+        let bell = UpBell { x: self, hub: &hub };
         let n = channel.up().take_all();
-        self.own().add(n, &UpBell { x: self, hub: &hub });
+        self.own().add(n, &bell);
+        // A waiter asleep on its `wakes` looks again (at `own` now).
+        channel.up().wake_all(&bell);
     }
 
     /// Destroy: waiters leave with `RSMERR_BAD_SEG_HNDL`.
     fn end_waits(&self) {
-        self.hub.write().destroyed = true;
-        if let Some(up) = self.up.get() {
-            up.ring();
+        let mut hub = self.hub.write();
+        hub.destroyed = true;
+        let bell = UpBell { x: self, hub: &hub };
+        for (_, ch) in &hub.channels {
+            ch.up().wake_all(&bell);
         }
+        bell.ring();
     }
 
     /// One event from any importer, scanning from a rotating start.
@@ -647,16 +662,27 @@ impl Waitable for ShmExport {
         self.hub.read().destroyed.then_some(RsmError::BadSegHndl)
     }
 
-    fn arm(&self) -> RsmResult<()> {
-        self.set_waiting(|h| h.sleepers += 1)
-    }
-
-    fn disarm(&self) {
+    fn sleep(&self, timeout_ms: i32) -> RsmResult<Woke> {
+        let hub = self.hub.read();
+        if let [(_, only)] = hub.channels.as_slice() {
+            // One importer: sleep on its `wakes` word, read under the lock
+            // so a `link` or `unlink` after it wakes us.
+            let only = Arc::clone(only);
+            let seen = only.up().prepare_sleep();
+            let now = hub.destroyed || self.counters(&hub).any(|c| c.pending());
+            drop(hub);
+            if now {
+                return Ok(Woke::Woken);
+            }
+            return channel::futex_sleep(only.up().wakes(), seen, timeout_ms);
+        }
+        drop(hub);
+        // Several importers (or none yet): the one doorbell, with every
+        // counter armed for this sleep.
+        self.set_waiting(|h| h.sleepers += 1)?;
+        let woke = channel::sleep_on(self.up()?.read_fd(), timeout_ms);
         let _ = self.set_waiting(|h| h.sleepers = h.sleepers.saturating_sub(1));
-    }
-
-    fn sleep(&self, timeout_ms: i32) -> RsmResult<bool> {
-        channel::sleep_on(self.up()?.read_fd(), timeout_ms)
+        woke
     }
 
     fn settle(&self) {

@@ -10,7 +10,7 @@ use super::wire::{Reply, Request};
 use crate::config::NodeId;
 use crate::core::permission::{PERM_READ, PERM_WRITE};
 use crate::error::{RsmError, RsmResult};
-use crate::transport::events::{self, Doorbell, Waitable};
+use crate::transport::events::{self, Doorbell, Waitable, Woke};
 use crate::transport::{ImportPort, Signals};
 use nix::sys::socket::{
     self, connect, socket, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
@@ -48,8 +48,9 @@ pub struct ShmImport {
     state: Mutex<State>,
     /// Signals both ways (channel.rs).
     channel: Channel,
-    /// Threads asleep in a wait, and whether the program holds the pollfd.
-    waiting: Mutex<(u32, bool)>,
+    /// Whether the program holds the pollfd (the `down` counter is armed
+    /// then; waits sleep on its `wakes` word and need no arming).
+    watched: Mutex<bool>,
 }
 
 impl Drop for ShmImport {
@@ -303,7 +304,7 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
             mapping: None,
         }),
         channel,
-        waiting: Mutex::new((0, false)),
+        watched: Mutex::new(false),
     });
     let registered = agent::agent().and_then(|agent| {
         agent.register(
@@ -343,16 +344,15 @@ impl ShmImport {
         // once the events posted before are consumed (spec 5.2 leaves
         // them asleep; docs/compatibility.md).
         self.channel.down.ring();
+        self.channel.down().wake_all(&DownBell(self));
     }
 
-    /// Arms the `down` counter while anyone sleeps on it or polls it.
-    fn set_waiting(&self, change: impl FnOnce(&mut (u32, bool))) {
-        let mut w = self.waiting.lock();
-        let before = w.0 > 0 || w.1;
-        change(&mut w);
-        let after = w.0 > 0 || w.1;
-        if before != after {
-            self.channel.down().arm(after, &DownBell(self));
+    /// Arms the `down` counter while the program holds the pollfd.
+    fn watch(&self, on: bool) {
+        let mut watched = self.watched.lock();
+        if *watched != on {
+            *watched = on;
+            self.channel.down().arm(on, &DownBell(self));
         }
     }
 }
@@ -367,6 +367,9 @@ impl Doorbell for PipeEnd<'_> {
         }
     }
     fn drain(&self) {}
+    fn wake(&self, wakes: &AtomicU32) {
+        channel::futex_wake(wakes);
+    }
 }
 
 /// The importer's doorbell. After a forced disconnect it is never drained
@@ -387,6 +390,9 @@ impl Doorbell for DownBell<'_> {
             self.0.channel.down.ring();
         }
     }
+    fn wake(&self, wakes: &AtomicU32) {
+        channel::futex_wake(wakes);
+    }
 }
 
 impl Waitable for ShmImport {
@@ -404,17 +410,13 @@ impl Waitable for ShmImport {
             .then_some(RsmError::ConnAborted)
     }
 
-    fn arm(&self) -> RsmResult<()> {
-        self.set_waiting(|w| w.0 += 1);
-        Ok(())
-    }
-
-    fn disarm(&self) {
-        self.set_waiting(|w| w.0 = w.0.saturating_sub(1));
-    }
-
-    fn sleep(&self, timeout_ms: i32) -> RsmResult<bool> {
-        channel::sleep_on(self.channel.down.read_fd(), timeout_ms)
+    fn sleep(&self, timeout_ms: i32) -> RsmResult<Woke> {
+        let down = self.channel.down();
+        let seen = down.prepare_sleep();
+        if down.pending() || self.aborted.load(Ordering::SeqCst) {
+            return Ok(Woke::Woken);
+        }
+        channel::futex_sleep(down.wakes(), seen, timeout_ms)
     }
 
     fn settle(&self) {
@@ -455,7 +457,7 @@ impl Signals for ShmImportPort {
     }
 
     fn watch(&self, on: bool) -> RsmResult<()> {
-        self.0.set_waiting(|w| w.1 = on);
+        self.0.watch(on);
         Ok(())
     }
 }
