@@ -8,6 +8,8 @@
  * in this run on this machine:
  *   spinning (RSM_SPIN_US=200000 in both)  vs a shared-flag spin ping-pong
  *   blocking (RSM_SPIN_US=0 in both)       vs an eventfd ping-pong
+ * Blocking waits are untimed, like the baseline's reads; one more row shows
+ * the cost of a timeout (a kernel timer armed per sleep).
  * The processes are pinned, because where the scheduler puts a blocking
  * pair decides its figure (on a virtual machine a wake-up on another CPU
  * costs tens of microseconds, on the same CPU about one): spinning pairs
@@ -31,7 +33,11 @@
 #include <unistd.h>
 #include "bench.h"
 
-#define WAIT_MS 10000 /* no wait in the benchmark may take longer */
+/* Blocking waits are untimed (-1), as the eventfd baseline's reads are; a
+ * timed wait arms a kernel timer per sleep, shown in a row of its own. A
+ * side that hangs dies of SIGALRM and the run gives up. */
+#define TIMED_MS 10000
+#define WATCHDOG_S 120
 
 enum kind { RSM_SPIN, RAW_SPIN, RSM_BLOCK, RAW_EVENTFD };
 
@@ -41,10 +47,12 @@ static const struct experiment {
     enum kind kind;
     int one_cpu; /* both processes on the same CPU */
     long n;      /* round trips per run */
+    int wait_ms; /* timeout of our waits */
 } exps[] = {
-    {RSM_SPIN, 0, 100000},  {RAW_SPIN, 0, 100000},
-    {RSM_BLOCK, 1, 20000},  {RAW_EVENTFD, 1, 20000},
-    {RSM_BLOCK, 0, 4000},   {RAW_EVENTFD, 0, 4000},
+    {RSM_SPIN, 0, 100000, TIMED_MS}, {RAW_SPIN, 0, 100000, 0},
+    {RSM_BLOCK, 1, 20000, -1},       {RAW_EVENTFD, 1, 20000, 0},
+    {RSM_BLOCK, 0, 4000, -1},        {RAW_EVENTFD, 0, 4000, 0},
+    {RSM_BLOCK, 1, 20000, TIMED_MS}, {RAW_EVENTFD, 1, 20000, 0},
 };
 #define N_EXP ((int)(sizeof exps / sizeof exps[0]))
 
@@ -54,6 +62,8 @@ static const struct row {
     {"spinning, 2 CPUs", "(spin)", "<= 1.3x", "signal round trip ns spinning 2 CPUs"},
     {"blocking, 1 CPU", "(eventfd)", "<= 1.2x", "signal round trip ns blocking 1 CPU"},
     {"blocking, 2 CPUs", "(eventfd)", "<= 1.2x", "signal round trip ns blocking 2 CPUs"},
+    {"blocking, 1 CPU, 10 s timeout", "(eventfd)", "(info)",
+     "signal round trip ns blocking 1 CPU timed"},
 };
 
 /* One process of a pair: the parent sends it a round-trip count on `cmd`
@@ -87,7 +97,10 @@ static void give_up(const char *what)
 static long next_count(int cmd)
 {
     long n = 0;
-    return read(cmd, &n, sizeof n) == (ssize_t)sizeof n ? n : 0;
+    alarm(0); /* waiting for the parent is not hanging */
+    if (read(cmd, &n, sizeof n) != (ssize_t)sizeof n) return 0;
+    alarm(WATCHDOG_S);
+    return n;
 }
 
 static void answer(int res, const void *v, size_t len)
@@ -110,7 +123,7 @@ static rsm_memseg_id_t rsm_id(int e)
 }
 
 /* B: waits on its export handle, then posts on it, n times per run. */
-static void rsm_b(const char *spin_us, rsm_memseg_id_t id, int cmd, int res)
+static void rsm_b(const char *spin_us, int wait_ms, rsm_memseg_id_t id, int cmd, int res)
 {
     setenv("RSM_SPIN_US", spin_us, 1); /* before this process's first wait */
     size_t len = (size_t)sysconf(_SC_PAGESIZE);
@@ -124,7 +137,7 @@ static void rsm_b(const char *spin_us, rsm_memseg_id_t id, int cmd, int res)
     answer(res, "r", 1);
     for (long n; (n = next_count(cmd)) > 0;)
         for (long i = 0; i < n; i++) {
-            check(rsm_intr_signal_wait(seg, WAIT_MS), "wait on the export handle");
+            check(rsm_intr_signal_wait(seg, wait_ms), "wait on the export handle");
             check(rsm_intr_signal_post(seg, 0), "post on the export handle");
         }
     check(rsm_memseg_export_destroy(seg), "export_destroy");
@@ -133,7 +146,7 @@ static void rsm_b(const char *spin_us, rsm_memseg_id_t id, int cmd, int res)
 }
 
 /* A: posts on its import handle, then waits on it, n times per run. */
-static void rsm_a(const char *spin_us, rsm_memseg_id_t id, int cmd, int res)
+static void rsm_a(const char *spin_us, int wait_ms, rsm_memseg_id_t id, int cmd, int res)
 {
     setenv("RSM_SPIN_US", spin_us, 1);
     rsmapi_controller_handle_t c;
@@ -144,7 +157,7 @@ static void rsm_a(const char *spin_us, rsm_memseg_id_t id, int cmd, int res)
         double t0 = now();
         for (long i = 0; i < n; i++) {
             check(rsm_intr_signal_post(im, 0), "post on the import handle");
-            check(rsm_intr_signal_wait(im, WAIT_MS), "wait on the import handle");
+            check(rsm_intr_signal_wait(im, wait_ms), "wait on the import handle");
         }
         double t = now() - t0;
         answer(res, &t, sizeof t);
@@ -232,8 +245,10 @@ static void start(int e, int s)
         close(res[0]);
         pin(exps[e].one_cpu ? cpus[0] : cpus[s]);
         switch (exps[e].kind) {
-        case RSM_SPIN: (s ? rsm_b : rsm_a)("200000", rsm_id(e), cmd[0], res[1]); break;
-        case RSM_BLOCK: (s ? rsm_b : rsm_a)("0", rsm_id(e), cmd[0], res[1]); break;
+        case RSM_SPIN:
+            (s ? rsm_b : rsm_a)("200000", exps[e].wait_ms, rsm_id(e), cmd[0], res[1]);
+            break;
+        case RSM_BLOCK: (s ? rsm_b : rsm_a)("0", exps[e].wait_ms, rsm_id(e), cmd[0], res[1]); break;
         case RAW_SPIN: spin_side(!s, cmd[0], res[1]); break;
         case RAW_EVENTFD: eventfd_side(e, !s, cmd[0], res[1]); break;
         }
@@ -315,18 +330,18 @@ int main(void)
     printf("Signal round trip between two processes (median of %d runs), ns per round trip;\n"
            "ratio = ours / baseline%s\n",
            RUNS, ncpus < 2 ? " (one CPU available: nothing pinned)" : "");
-    printf("  %-20s %9s %12s %-10s %7s   %s\n", "signal round trip", "ours ns", "baseline ns", "",
+    printf("  %-30s %9s %12s %-10s %7s   %s\n", "signal round trip", "ours ns", "baseline ns", "",
            "ratio", "target");
     for (int m = 0; m < N_EXP / 2; m++) {
         double ours = ns[2 * m], raw = ns[2 * m + 1];
-        printf("  %-20s %9.0f %12.0f %-10s %6.2fx   %s\n", rows[m].mode, ours, raw,
+        printf("  %-30s %9.0f %12.0f %-10s %6.2fx   %s\n", rows[m].mode, ours, raw,
                rows[m].baseline, ours / raw, rows[m].target);
         if (csv)
             fprintf(csv, "%s,1,%.1f,%.1f,%.3f\n", rows[m].csv, ours, raw, ours / raw);
     }
     if (csv) fclose(csv);
-    printf("(spinning: RSM_SPIN_US=200000 vs a shared-flag spin; blocking: RSM_SPIN_US=0 vs an\n"
-           " eventfd ping-pong; runs of %ld / %ld / %ld round trips)\n",
-           exps[0].n, exps[2].n, exps[4].n);
+    printf("(spinning: RSM_SPIN_US=200000 vs a shared-flag spin; blocking: RSM_SPIN_US=0 and\n"
+           " untimed waits vs an eventfd ping-pong; runs of %ld / %ld / %ld / %ld round trips)\n",
+           exps[0].n, exps[2].n, exps[4].n, exps[6].n);
     return 0;
 }
