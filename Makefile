@@ -18,14 +18,15 @@ CTESTS    := controller handles topology segmentid share leaks connect permissio
 RUST_SRC  := $(shell find src -name '*.rs') Cargo.toml build.rs
 
 .PHONY: all lib headers check-headers check-symbols layout ctests ctests-asan syscall-test \
-        pkgconfig-test preload-test fmt-check clippy cargo-test test demo install clean bench
+        pkgconfig-test preload-test rsminfo-test fmt-check clippy cargo-test test demo install \
+        clean bench
 
 all: lib
 
 lib: $(LIB) $(LIBDIR)/$(SONAME)
 
 $(LIB): $(RUST_SRC)
-	$(CARGO) build --release --lib
+	$(CARGO) build --release --lib --bin rsminfo
 
 # The name the loader looks for (the SONAME) next to the file cargo wrote.
 $(LIBDIR)/$(SONAME): $(LIB)
@@ -126,7 +127,11 @@ clippy:
 cargo-test:
 	$(CARGO) test --workspace
 
-test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan syscall-test pkgconfig-test preload-test
+# rsminfo against live exporters and importers (it takes the tool's path).
+rsminfo-test: $(BUILD)/rsminfo
+	$(BUILD)/rsminfo $(abspath $(LIBDIR))/rsminfo
+
+test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan syscall-test pkgconfig-test preload-test rsminfo-test
 	@echo "make test: all suites passed"
 
 # An exporter and two importers, separate processes, exchange data through
@@ -147,7 +152,8 @@ demo: lib
 	wait $$p1 $$p2; exit $$rc
 
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/sys/rsm
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/sys/rsm $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(LIBDIR)/rsminfo $(DESTDIR)$(PREFIX)/bin/rsminfo
 	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/librsm.so
 	install -m 644 include/rsmapi.h $(DESTDIR)$(PREFIX)/include/rsmapi.h

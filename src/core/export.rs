@@ -8,6 +8,7 @@ use crate::core::permission::{self, AccessEntry, Owner, Peer};
 use crate::core::pollfd::PollfdRefs;
 use crate::error::{RsmError, RsmResult};
 use crate::handles::{HandleTable, Kind};
+use crate::transport::survey::Access;
 use crate::transport::{Admission, ExportPort};
 use parking_lot::{Mutex, RwLock};
 use std::cell::RefCell;
@@ -27,6 +28,14 @@ struct Policy {
 impl Admission for Policy {
     fn admit(&self, peer: &Peer, requested: u32) -> RsmResult<u32> {
         permission::admit(&self.acl.read(), &self.owner, peer, requested)
+    }
+    fn access(&self) -> Access {
+        Access {
+            uid: self.owner.uid,
+            gid: self.owner.gid,
+            mode: self.owner.creation_mode,
+            acl: self.acl.read().iter().map(|e| (e.node, e.perm)).collect(),
+        }
     }
 }
 

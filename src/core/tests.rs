@@ -6,6 +6,7 @@ use crate::core::import::{self, MapRequest};
 use crate::core::permission::{Owner, Peer, PERM_READ, PERM_WRITE};
 use crate::core::{controller, permission::AccessEntry};
 use crate::error::{RsmError, RsmResult};
+use crate::transport::survey::{Present, SegmentReport};
 use crate::transport::{
     Admission, ControllerAttributes, ExportPort, ImportPort, ImporterInfo, Presence, Signals,
     Transport,
@@ -139,6 +140,25 @@ impl Transport for Arc<Fake> {
             watched: Arc::clone(&self.watched),
             fd_base: self.fd_base,
         }))
+    }
+    fn present(&self) -> RsmResult<Vec<Present>> {
+        Ok(vec![Present {
+            node: 0,
+            pid: std::process::id(),
+            controller: "fake0".into(),
+        }])
+    }
+    fn survey(&self) -> RsmResult<Vec<SegmentReport>> {
+        Ok(self
+            .published
+            .lock()
+            .iter()
+            .map(|&segid| SegmentReport {
+                node: 0,
+                segid,
+                details: Ok(None),
+            })
+            .collect())
     }
 }
 

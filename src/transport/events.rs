@@ -99,6 +99,11 @@ impl<'a> Counter<'a> {
         }
     }
 
+    /// Events pending now.
+    pub fn count(self) -> u64 {
+        self.pending_now()
+    }
+
     fn pending_now(self) -> u64 {
         let p = self.posted.load(Ordering::SeqCst);
         pending_of(p, self.consumed.load(Ordering::SeqCst))

@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod shm;
+pub mod survey;
 
 use crate::config::NodeId;
 use crate::core::permission::Peer;
@@ -69,6 +70,13 @@ pub trait Transport: Send + Sync {
         segid: u32,
         perm: u32,
     ) -> RsmResult<Box<dyn ImportPort>>;
+
+    /// The processes present on the fabric, with their controllers.
+    fn present(&self) -> RsmResult<Vec<survey::Present>>;
+
+    /// The segments published on the fabric that this host can reach,
+    /// each with what its exporter lets this process see.
+    fn survey(&self) -> RsmResult<Vec<survey::SegmentReport>>;
 }
 
 /// Who may connect to a published segment: core's permission model, asked
@@ -76,6 +84,8 @@ pub trait Transport: Send + Sync {
 pub trait Admission: Send + Sync {
     /// The rights (`RSM_PERM_*` bits) `peer` gets for `requested`, or why not.
     fn admit(&self, peer: &Peer, requested: u32) -> RsmResult<u32>;
+    /// The exporter's credentials and ACL, for `rsminfo`.
+    fn access(&self) -> survey::Access;
 }
 
 /// One importer of a published segment, for tools and tests.

@@ -15,7 +15,7 @@
 use crate::error::{RsmError, RsmResult};
 use crate::transport::events::{Counter, Doorbell, Woke};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Size of the shared page.
 const PAGE: usize = 4096;
@@ -27,6 +27,9 @@ const CONSUMED: usize = 128;
 /// Offset of a counter's `wakes` futex word, on the line of its `posted`
 /// (a post that wakes writes both).
 const WAKES: usize = 8;
+/// Offset of the importer's status word (`rsminfo`): 1 while it holds an
+/// explicit mapping. Only informative; the exporter trusts nothing in it.
+const STATUS: usize = 512;
 
 fn last_errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
@@ -237,6 +240,16 @@ impl Channel {
     fn word32(&self, offset: usize) -> &AtomicU32 {
         // SAFETY: as `word`, 4-aligned.
         unsafe { &*((self.addr + offset) as *const AtomicU32) }
+    }
+
+    /// The importer says whether it holds an explicit mapping.
+    pub fn set_mapped(&self, on: bool) {
+        self.word32(STATUS).store(u32::from(on), Ordering::Relaxed);
+    }
+
+    /// What the importer said.
+    pub fn mapped(&self) -> bool {
+        self.word32(STATUS).load(Ordering::Relaxed) == 1
     }
 
     /// Importer -> exporter counter.

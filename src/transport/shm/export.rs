@@ -10,6 +10,7 @@ use crate::config::NodeId;
 use crate::core::permission::Peer;
 use crate::error::{RsmError, RsmResult};
 use crate::transport::events::{self, Counter, Doorbell, Waitable, Woke};
+use crate::transport::survey::{self, ImporterReport, SegmentDetails};
 use crate::transport::{Admission, ExportPort, ImporterInfo, Signals};
 use nix::sys::socket::{
     self, accept4, bind, listen, socket, AddressFamily, Backlog, ControlMessage, MsgFlags,
@@ -231,6 +232,10 @@ impl ShmExport {
                 libc::MSG_DONTWAIT | libc::MSG_TRUNC,
             )
         };
+        if usize::try_from(n) == Ok(wire::QUERY_LEN) && wire::is_query(&buf[..wire::QUERY_LEN]) {
+            self.answer_query(&fd);
+            return;
+        }
         let Some(request) = usize::try_from(n).ok().and_then(|n| {
             Request::decode(&buf[..n.min(buf.len())]).filter(|_| n == wire::REQUEST_LEN)
         }) else {
@@ -365,6 +370,63 @@ impl ShmExport {
         }
         drop(state);
         self.unlink(token);
+    }
+
+    /// Answers a survey (`rsminfo`): the details to root and to the
+    /// exporter's own uid, to anyone else only that the segment exists.
+    fn answer_query(&self, fd: &OwnedFd) {
+        let Ok(cred) = socket::getsockopt(fd, socket::sockopt::PeerCredentials) else {
+            return;
+        };
+        let details = {
+            let state = self.state.lock();
+            let Some(listening) = state.listening.as_ref() else {
+                return;
+            };
+            let access = listening.admission.access();
+            // SAFETY: geteuid cannot fail and touches no memory.
+            let euid = unsafe { libc::geteuid() };
+            (cred.uid() == 0 || cred.uid() == euid).then(|| {
+                let hub = self.hub.read();
+                let mut importers: Vec<ImporterReport> = state
+                    .importers
+                    .iter()
+                    .take(survey::MAX_LISTED)
+                    .map(|(token, imp)| {
+                        let ch = hub.channels.iter().find(|(t, _)| t == token);
+                        ImporterReport {
+                            pid: imp.info.pid,
+                            uid: imp.info.uid,
+                            node: imp.info.node,
+                            rights: imp.info.rights,
+                            mapped: ch.is_some_and(|(_, c)| c.mapped()),
+                            pending_to_exporter: ch.map_or(0, |(_, c)| c.up().count()),
+                            pending_to_importer: ch.map_or(0, |(_, c)| c.down().count()),
+                        }
+                    })
+                    .collect();
+                importers.sort_by_key(|i| i.pid);
+                SegmentDetails {
+                    size: state.region.as_ref().map_or(0, |r| r.size()) as u64,
+                    pid: std::process::id(),
+                    access,
+                    pending_departed: self.own().count(),
+                    more: state.importers.len().saturating_sub(importers.len()) as u64,
+                    importers,
+                }
+            })
+        };
+        let text = survey::encode(details.as_ref());
+        let bytes = &text.as_bytes()[..text.len().min(wire::ANSWER_MAX)];
+        // SAFETY: send reads bytes.len() bytes from `bytes`.
+        unsafe {
+            libc::send(
+                fd.as_raw_fd(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
     }
 
     fn unpublish_locked(&self, state: &mut State) -> RsmResult<()> {

@@ -511,12 +511,14 @@ impl ImportPort for ShmImportPort {
             addr: p as usize,
             len,
         });
+        self.0.channel.set_mapped(true);
         Ok(p as usize)
     }
 
     fn unmap(&self) -> RsmResult<()> {
         let mut state = self.0.state.lock();
         let m = state.mapping.take().ok_or(RsmError::SegNotMapped)?;
+        self.0.channel.set_mapped(false);
         // SAFETY: our own mapping (segment or, after an abort, trash).
         unsafe { libc::munmap(m.addr as *mut _, m.len) };
         Ok(())

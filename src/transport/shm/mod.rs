@@ -17,6 +17,7 @@ mod wire;
 
 use crate::config::NodeId;
 use crate::error::{RsmError, RsmResult};
+use crate::transport::survey::{self, Present, SegmentDetails, SegmentReport};
 use crate::transport::{ControllerAttributes, ExportPort, ImportPort, Presence, Transport};
 use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 use std::os::fd::OwnedFd;
@@ -125,11 +126,23 @@ impl Transport for ShmTransport {
     }
 
     fn nodes_present(&self) -> RsmResult<Vec<NodeId>> {
-        let table = std::fs::read_to_string("/proc/net/unix").map_err(|e| {
-            crate::why!("shm: cannot read /proc/net/unix: {e}");
-            RsmError::InternalError
-        })?;
-        Ok(parse_present_nodes(&table, &self.presence_prefix()))
+        Ok(parse_present_nodes(&unix_table()?, &self.presence_prefix()))
+    }
+
+    fn present(&self) -> RsmResult<Vec<Present>> {
+        Ok(parse_present(&unix_table()?, &self.presence_prefix()))
+    }
+
+    fn survey(&self) -> RsmResult<Vec<SegmentReport>> {
+        let prefix = format!("rsm/{}/", self.fabric);
+        Ok(parse_published(&unix_table()?, &prefix)
+            .into_iter()
+            .map(|(node, segid)| SegmentReport {
+                node,
+                segid,
+                details: query(&self.fabric, node, segid, self.connect_timeout),
+            })
+            .collect())
     }
 
     fn bind(&self, vaddr: usize, len: usize) -> RsmResult<Box<dyn ExportPort>> {
@@ -172,6 +185,105 @@ impl Transport for ShmTransport {
     }
 }
 
+/// The abstract sockets of this network namespace (`/proc/net/unix`).
+fn unix_table() -> RsmResult<String> {
+    std::fs::read_to_string("/proc/net/unix").map_err(|e| {
+        crate::why!("shm: cannot read /proc/net/unix: {e}");
+        RsmError::InternalError
+    })
+}
+
+/// The processes announced under `prefix`, by node, pid and controller.
+fn parse_present(table: &str, prefix: &str) -> Vec<Present> {
+    let mut found: Vec<Present> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(7))
+        .filter_map(|path| path.strip_prefix('@')?.strip_prefix(prefix))
+        .filter_map(|rest| {
+            let mut parts = rest.splitn(3, '/');
+            Some(Present {
+                node: parts.next()?.parse().ok()?,
+                pid: parts.next()?.parse().ok()?,
+                controller: parts.next()?.to_string(),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| (a.node, a.pid, &a.controller).cmp(&(b.node, b.pid, &b.controller)));
+    found.dedup();
+    found
+}
+
+/// The segments published under `prefix` (`rsm/<fabric>/`): listening
+/// sockets named `<prefix><node>/<segid>`.
+fn parse_published(table: &str, prefix: &str) -> Vec<(NodeId, u32)> {
+    const LISTENING: &str = "00010000"; // __SO_ACCEPTCON
+    let mut found: Vec<(NodeId, u32)> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() == 8 && f[3] == LISTENING).then(|| f[7])
+        })
+        .filter_map(|path| path.strip_prefix('@')?.strip_prefix(prefix))
+        .filter_map(|rest| {
+            let (node, segid) = rest.split_once('/')?;
+            Some((node.parse().ok()?, segid.parse().ok()?))
+        })
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+/// Asks the agent of segment `segid` of `node` what it lets us see.
+fn query(
+    fabric: &str,
+    node: NodeId,
+    segid: u32,
+    timeout: Duration,
+) -> Result<Option<SegmentDetails>, String> {
+    use nix::sys::socket::{connect, recv, send, MsgFlags};
+    let name = export::segment_name(fabric, node, segid);
+    let addr = UnixAddr::new_abstract(name.as_bytes()).map_err(|e| e.to_string())?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|e| format!("socket: {e}"))?;
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    connect(raw, &addr).map_err(|e| match e {
+        nix::errno::Errno::EAGAIN => "exporter busy (backlog full)".to_string(),
+        nix::errno::Errno::ECONNREFUSED => "unpublished meanwhile".to_string(),
+        e => format!("connect: {e}"),
+    })?;
+    send(raw, &wire::encode_query(), MsgFlags::MSG_NOSIGNAL).map_err(|e| format!("send: {e}"))?;
+    let mut pfd = libc::pollfd {
+        fd: raw,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one pollfd of ours, borrowed for the call.
+    match unsafe { crate::platform::poll(&mut pfd, 1, ms) } {
+        Ok(0) => return Err("no answer (the exporter's agent is stopped or busy)".into()),
+        Err(e) => return Err(format!("poll: {e:?}")),
+        Ok(_) => {}
+    }
+    let mut buf = vec![0u8; wire::ANSWER_MAX];
+    let n = recv(raw, &mut buf, MsgFlags::MSG_DONTWAIT).map_err(|e| format!("recv: {e}"))?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    survey::decode(&text).ok_or_else(|| {
+        if n == 0 {
+            "closed without an answer (an older librsm?)".to_string()
+        } else {
+            "answer not understood".to_string()
+        }
+    })
+}
+
 /// Node ids announced under `prefix` in the text of `/proc/net/unix`.
 fn parse_present_nodes(table: &str, prefix: &str) -> Vec<NodeId> {
     let mut nodes: Vec<NodeId> = table
@@ -203,6 +315,29 @@ mod tests {
         assert_eq!(parse_present_nodes(table, "rsm/lab/present/"), vec![1, 3]);
         assert_eq!(parse_present_nodes(table, "rsm/other/present/"), vec![9]);
         assert!(parse_present_nodes(table, "rsm/none/present/").is_empty());
+    }
+
+    #[test]
+    fn parses_processes_and_published_segments() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+            0000000000000000: 00000002 00000000 00000000 0005 01 1001 @rsm/lab/present/3/77/shm0\n\
+            0000000000000000: 00000002 00000000 00000000 0005 01 1002 @rsm/lab/present/1/78/shm1\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 1003 @rsm/lab/3/4096\n\
+            0000000000000000: 00000003 00000000 00000000 0005 03 1004 @rsm/lab/3/4096\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 1005 @rsm/lab/1/2147483648\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 1006 @rsm/other/1/7\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 1007 @rsm/lab/x/7\n";
+        let p = parse_present(table, "rsm/lab/present/");
+        assert_eq!(p.len(), 2);
+        assert_eq!(
+            (p[0].node, p[0].pid, p[0].controller.as_str()),
+            (1, 78, "shm1")
+        );
+        assert_eq!(
+            parse_published(table, "rsm/lab/"),
+            vec![(1, 0x8000_0000), (3, 4096)],
+            "listening sockets only, once each, of this fabric"
+        );
     }
 
     #[test]

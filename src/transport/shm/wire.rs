@@ -6,6 +6,10 @@
 //! the segment's descriptor if any rights were granted, then the event
 //! channel: its page and its two doorbells), later at most one `Notice`.
 //! Signals do not use the socket: they go through the channel.
+//!
+//! A survey (`rsminfo`) sends a `Query` instead of a `Request` and gets
+//! one packet of text back (`transport::survey`); it never becomes an
+//! importer.
 
 /// "RSM1", little-endian.
 pub const MAGIC: u32 = 0x314D_5352;
@@ -32,6 +36,26 @@ pub struct Reply {
     pub fds: u32,
     /// Segment length.
     pub size: u64,
+}
+
+/// "RSMQ": a survey's query.
+pub const QUERY_MAGIC: u32 = 0x514D_5352;
+/// Size of a query on the wire.
+pub const QUERY_LEN: usize = 8;
+/// Largest answer to a query.
+pub const ANSWER_MAX: usize = 160 * 1024;
+
+/// A query's bytes.
+pub fn encode_query() -> [u8; QUERY_LEN] {
+    let mut b = [0u8; QUERY_LEN];
+    b[0..4].copy_from_slice(&QUERY_MAGIC.to_le_bytes());
+    b[4..8].copy_from_slice(&VERSION.to_le_bytes());
+    b
+}
+
+/// Whether `b` is exactly a query.
+pub fn is_query(b: &[u8]) -> bool {
+    b.len() == QUERY_LEN && u32_at(b, 0) == QUERY_MAGIC && u32_at(b, 4) == VERSION
 }
 
 /// The one kind of notice, exporter -> importer: the segment is gone.
@@ -134,6 +158,10 @@ mod tests {
         v[4] = 9;
         assert_eq!(Request::decode(&v), None, "other version");
         assert_eq!(Reply::decode(&[1; 3]), None);
+        assert!(is_query(&encode_query()));
+        assert!(!is_query(&encode_query()[..7]));
+        assert!(!is_query(&r.encode()));
+        assert_eq!(Request::decode(&encode_query()), None);
         assert_eq!(
             decode_notice(&encode_notice(NOTICE_UNPUBLISHED)),
             Some(NOTICE_UNPUBLISHED)
