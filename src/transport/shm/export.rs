@@ -245,18 +245,24 @@ impl ShmExport {
         let Ok(cred) = socket::getsockopt(&fd, socket::sockopt::PeerCredentials) else {
             return;
         };
-        let peer = Peer {
+        let mut peer = Peer {
             node: request.node,
             uid: cred.uid(),
             gid: cred.gid(),
             groups: peer_groups(fd.as_raw_fd()),
-            ipc_owner: has_ipc_owner(cred.pid()),
+            ipc_owner: false,
         };
         let mut state = self.state.lock();
         let Some(listening) = state.listening.as_ref() else {
             return;
         }; // unpublished meanwhile
-        let admitted = listening.admission.admit(&peer, request.perm);
+        let mut admitted = listening.admission.admit(&peer, request.perm);
+        // CAP_IPC_OWNER only matters when the mode refuses: read the
+        // peer's /proc status (the dearest step of a connect) only then.
+        if admitted == Err(RsmError::PermDenied) && has_ipc_owner(cred.pid()) {
+            peer.ipc_owner = true;
+            admitted = listening.admission.admit(&peer, request.perm);
+        }
         let size = state.region.as_ref().map_or(0, |r| r.size()) as u64;
         let rights = match admitted {
             Err(e) => {
