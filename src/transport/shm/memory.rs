@@ -38,11 +38,90 @@ fn memory_error(errno: i32) -> RsmError {
 }
 
 /// Checks that `[vaddr, vaddr + len)` is mapped, private, readable and
-/// writable, from `/proc/self/maps`.
+/// writable: by asking the kernel for the mappings that cover it
+/// (`PROCMAP_QUERY`, Linux 6.11), else from the text of `/proc/self/maps`.
+/// The text grows by a line per exported segment, so reading it made
+/// every create slower than the last (1.5 ms at 8,000 segments).
 pub fn check_private_rw(vaddr: usize, len: usize) -> RsmResult<()> {
+    let file = std::fs::File::open("/proc/self/maps").map_err(|_| RsmError::InsufficientResources)?;
+    if let Some(verdict) = query_private_rw(&file, vaddr, len) {
+        return verdict;
+    }
     let maps =
         std::fs::read_to_string("/proc/self/maps").map_err(|_| RsmError::InsufficientResources)?;
     check_private_rw_in(&maps, vaddr, len)
+}
+
+/// `struct procmap_query` of `<linux/fs.h>`.
+#[repr(C)]
+#[derive(Default)]
+struct ProcmapQuery {
+    size: u64,
+    query_flags: u64,
+    query_addr: u64,
+    vma_start: u64,
+    vma_end: u64,
+    vma_flags: u64,
+    vma_page_size: u64,
+    vma_offset: u64,
+    inode: u64,
+    dev_major: u32,
+    dev_minor: u32,
+    vma_name_size: u32,
+    build_id_size: u32,
+    vma_name_addr: u64,
+    build_id_addr: u64,
+}
+
+/// `PROCMAP_QUERY`: `_IOWR('f', 17, struct procmap_query)`.
+const PROCMAP_QUERY: libc::c_ulong = 0xC000_0000
+    | ((std::mem::size_of::<ProcmapQuery>() as libc::c_ulong) << 16)
+    | ((b'f' as libc::c_ulong) << 8)
+    | 17;
+const VMA_READABLE: u64 = 0x01;
+const VMA_WRITABLE: u64 = 0x02;
+const VMA_SHARED: u64 = 0x08;
+
+/// The check of `check_private_rw` through `PROCMAP_QUERY` on `maps` (an
+/// open `/proc/self/maps`); `None` if the kernel does not have it.
+fn query_private_rw(maps: &std::fs::File, vaddr: usize, len: usize) -> Option<RsmResult<()>> {
+    let Some(end) = vaddr.checked_add(len) else {
+        return Some(Err(RsmError::BadAddr));
+    };
+    let mut covered = vaddr;
+    while covered < end {
+        let mut q = ProcmapQuery {
+            size: std::mem::size_of::<ProcmapQuery>() as u64,
+            query_addr: covered as u64,
+            ..Default::default()
+        };
+        // SAFETY: the kernel reads and writes `q`, whose size it is told;
+        // no name or build-id buffer is given (their sizes are 0).
+        let rc = unsafe { libc::ioctl(maps.as_raw_fd(), PROCMAP_QUERY, &mut q) };
+        if rc != 0 {
+            return match errno() {
+                libc::ENOENT => {
+                    crate::why!("export: {vaddr:#x}+{len:#x} is not all mapped");
+                    Some(Err(RsmError::BadAddr))
+                }
+                _ => None, // no PROCMAP_QUERY here: read the text
+            };
+        }
+        let (lo, hi) = (q.vma_start as usize, q.vma_end as usize);
+        if q.vma_flags & VMA_SHARED != 0 {
+            crate::why!("export: {lo:#x}-{hi:#x} is a shared mapping; export private memory");
+            return Some(Err(RsmError::BadAddr));
+        }
+        if q.vma_flags & (VMA_READABLE | VMA_WRITABLE) != VMA_READABLE | VMA_WRITABLE {
+            crate::why!("export: {lo:#x}-{hi:#x} is not readable and writable");
+            return Some(Err(RsmError::PermDenied));
+        }
+        if hi <= covered {
+            return None; // not what the interface promises: read the text
+        }
+        covered = hi;
+    }
+    Some(Ok(()))
 }
 
 fn check_private_rw_in(maps: &str, vaddr: usize, len: usize) -> RsmResult<()> {
@@ -292,6 +371,49 @@ mod tests {
             check_private_rw_in(maps, usize::MAX - 10, 0x2000),
             Err(RsmError::BadAddr)
         );
+    }
+
+    /// The kernel's answer and the text's agree, mapping by mapping.
+    #[test]
+    fn procmap_query_agrees_with_the_text() {
+        let page = 4096;
+        let base = anon(4 * page);
+        // SAFETY: our own fresh mapping: page 2 read-only, page 3 gone.
+        unsafe {
+            libc::mprotect((base + 2 * page) as *mut _, page, libc::PROT_READ);
+            libc::munmap((base + 3 * page) as *mut _, page);
+        }
+        // SAFETY: a fresh shared anonymous page.
+        let shared = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        } as usize;
+        let file = std::fs::File::open("/proc/self/maps").unwrap();
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for (addr, len) in [
+            (base, 2 * page),
+            (base, 3 * page),
+            (base + 2 * page, page),
+            (base + 3 * page, page),
+            (base, 4 * page),
+            (shared, page),
+            (usize::MAX - 10, page),
+        ] {
+            let text = check_private_rw_in(&maps, addr, len);
+            match query_private_rw(&file, addr, len) {
+                Some(kernel) => assert_eq!(kernel, text, "{addr:#x}+{len:#x}"),
+                None => eprintln!("PROCMAP_QUERY not available: the text decides"),
+            }
+        }
+        assert_eq!(check_private_rw(base, 2 * page), Ok(()));
+        assert_eq!(check_private_rw(base, 3 * page), Err(RsmError::PermDenied));
+        assert_eq!(check_private_rw(shared, page), Err(RsmError::BadAddr));
     }
 
     #[test]
