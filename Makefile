@@ -107,16 +107,26 @@ preload-test: lib
 	$(BUILD)/probe stub
 	LD_PRELOAD=$(abspath $(LIBDIR))/$(SONAME) $(BUILD)/probe real
 
-# Benchmarks (not part of make test): figures are ratios against baselines
-# measured in the same run; results land in bench/results/.
-bench: lib
-	@mkdir -p $(BUILD) bench/results
-	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude bench/databench.c -o $(BUILD)/databench $(LINK)
-	$(BUILD)/databench | tee bench/results/data.txt
-	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude bench/scalebench.c -o $(BUILD)/scalebench $(LINK)
-	$(BUILD)/scalebench | tee bench/results/scale.txt
-	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude bench/eventbench.c -o $(BUILD)/eventbench $(LINK)
-	$(BUILD)/eventbench | tee bench/results/events.txt
+# Benchmarks (not part of make test; bench/README.md): C drivers that use
+# the public API through librsm, each against baselines measured in the
+# same run (raw memfd, memcpy, eventfd, fd passing, UCX's ucx_perftest).
+# `make bench`: full sizes (about 5 minutes), installs ucx-utils and
+# python3-matplotlib if missing, results, plots and MET/MISSED targets in
+# bench/results/. `make bench-smoke`: tiny sizes, installs nothing, output
+# in $(BUILD)/bench-smoke/; fails only if an RSM call fails, never on timing.
+BENCHES      := databench pingpong bandwidth eventbench connbench scalebench fanout
+BENCH_CFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -Iinclude
+.PHONY: bench bench-smoke
+
+$(BUILD)/bench/%: bench/%.c bench/bench.h lib
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(BENCH_CFLAGS) $< -o $@ $(LINK)
+
+bench: $(addprefix $(BUILD)/bench/,$(BENCHES))
+	@sh bench/run.sh $(BUILD)/bench bench/results $(BENCHES)
+
+bench-smoke: $(addprefix $(BUILD)/bench/,$(BENCHES))
+	@sh bench/run.sh --smoke $(BUILD)/bench $(BUILD)/bench-smoke $(BENCHES)
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -131,7 +141,7 @@ cargo-test:
 rsminfo-test: $(BUILD)/rsminfo
 	$(BUILD)/rsminfo $(abspath $(LIBDIR))/rsminfo
 
-test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan syscall-test pkgconfig-test preload-test rsminfo-test
+test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan syscall-test pkgconfig-test preload-test rsminfo-test bench-smoke
 	@echo "make test: all suites passed"
 
 # An exporter and two importers, separate processes, exchange data through

@@ -15,23 +15,14 @@
  * costs tens of microseconds, on the same CPU about one): spinning pairs
  * run on two CPUs, blocking pairs once on one CPU and once on two. All
  * experiments alternate within each run, so drift in the machine's state
- * hits ours and the baselines alike. Every figure is the median of RUNS
- * runs; the table prints ratios (ours / baseline). No assertion.
+ * hits ours and the baselines alike. Every figure is the median of the
+ * runs, printed with its range; the table prints ratios (ours / baseline)
+ * and whether each target (issue 5) is met. No assertion.
  */
 #define _GNU_SOURCE
-#include <rsmapi.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "bench.h"
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-#include "bench.h"
 
 /* Blocking waits are untimed (-1), as the eventfd baseline's reads are; a
  * timed wait arms a kernel timer per sleep, shown in a row of its own. A
@@ -57,65 +48,30 @@ static const struct experiment {
 #define N_EXP ((int)(sizeof exps / sizeof exps[0]))
 
 static const struct row {
-    const char *mode, *baseline, *target, *csv;
+    const char *mode, *baseline, *csv;
+    double target; /* ratio at most; 0: for information */
 } rows[] = {
-    {"spinning, 2 CPUs", "(spin)", "<= 1.3x", "signal round trip ns spinning 2 CPUs"},
-    {"blocking, 1 CPU", "(eventfd)", "<= 1.2x", "signal round trip ns blocking 1 CPU"},
-    {"blocking, 2 CPUs", "(eventfd)", "<= 1.2x", "signal round trip ns blocking 2 CPUs"},
-    {"blocking, 1 CPU, 10 s timeout", "(eventfd)", "(info)",
-     "signal round trip ns blocking 1 CPU timed"},
+    {"spinning, 2 CPUs", "raw shared-flag spin", "spinning 2 CPUs", 1.3},
+    {"blocking, 1 CPU", "raw eventfd", "blocking 1 CPU", 1.2},
+    {"blocking, 2 CPUs", "raw eventfd", "blocking 2 CPUs", 1.2},
+    {"blocking, 1 CPU, 10 s timeout", "raw eventfd", "blocking 1 CPU 10 s timeout", 0},
 };
 
-/* One process of a pair: the parent sends it a round-trip count on `cmd`
- * (0: exit); A answers with the seconds the round trips took on `res`. */
-struct side {
-    pid_t pid;
-    int cmd, res;
-};
-
-static struct side pairs[N_EXP][2]; /* [experiment][0: A, 1: B] */
-static int cpus[2] = {-1, -1};      /* the first two CPUs we may use */
-static pid_t main_pid;              /* segment ids are made of it */
-
-static void check(int rc, const char *what)
-{
-    if (rc != RSM_SUCCESS) {
-        fprintf(stderr, "eventbench: %s: %d\n", what, rc);
-        exit(1);
-    }
-}
-
-static void give_up(const char *what)
-{
-    fprintf(stderr, "eventbench: %s\n", what);
-    for (int e = 0; e < N_EXP; e++)
-        for (int s = 0; s < 2; s++)
-            if (pairs[e][s].pid > 0) kill(pairs[e][s].pid, SIGKILL);
-    exit(1);
-}
+/* One process of a pair: the driver sends it a round-trip count on `cmd`
+ * (end of file: exit); A answers with the seconds the round trips took. */
+static struct worker pairs[N_EXP][2]; /* [experiment][0: A, 1: B] */
+static pid_t main_pid;                /* segment ids are made of it */
 
 static long next_count(int cmd)
 {
     long n = 0;
-    alarm(0); /* waiting for the parent is not hanging */
-    if (read(cmd, &n, sizeof n) != (ssize_t)sizeof n) return 0;
+    alarm(0); /* waiting for the driver is not hanging */
+    if (!next_cmd(cmd, &n, sizeof n)) return 0;
     alarm(WATCHDOG_S);
     return n;
 }
 
-static void answer(int res, const void *v, size_t len)
-{
-    if (write(res, v, len) != (ssize_t)len) exit(1);
-}
-
-static inline void relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-/* ---- The kinds of pair; each child loops until a count of 0. ---- */
+/* ---- The kinds of pair; each child loops until end of file. ---- */
 
 static rsm_memseg_id_t rsm_id(int e)
 {
@@ -128,21 +84,21 @@ static void rsm_b(const char *spin_us, int wait_ms, rsm_memseg_id_t id, int cmd,
     setenv("RSM_SPIN_US", spin_us, 1); /* before this process's first wait */
     size_t len = (size_t)sysconf(_SC_PAGESIZE);
     char *buf = valloc(len);
+    if (!buf) die("valloc");
     memset(buf, 0, len);
     rsmapi_controller_handle_t c;
     rsm_memseg_export_handle_t seg;
-    check(rsm_get_controller("shm0", &c), "get_controller");
-    check(rsm_memseg_export_create(c, &seg, buf, len, 0), "export_create");
-    check(rsm_memseg_export_publish(seg, &id, NULL, 0), "publish");
-    answer(res, "r", 1);
+    check(rsm_get_controller("shm0", &c), "rsm_get_controller");
+    check(rsm_memseg_export_create(c, &seg, buf, len, 0), "rsm_memseg_export_create");
+    check(rsm_memseg_export_publish(seg, &id, NULL, 0), "rsm_memseg_export_publish");
+    reply(res, "r", 1);
     for (long n; (n = next_count(cmd)) > 0;)
         for (long i = 0; i < n; i++) {
-            check(rsm_intr_signal_wait(seg, wait_ms), "wait on the export handle");
-            check(rsm_intr_signal_post(seg, 0), "post on the export handle");
+            check(rsm_intr_signal_wait(seg, wait_ms), "rsm_intr_signal_wait on the export handle");
+            check(rsm_intr_signal_post(seg, 0), "rsm_intr_signal_post on the export handle");
         }
-    check(rsm_memseg_export_destroy(seg), "export_destroy");
-    rsm_release_controller(c);
-    exit(0);
+    check(rsm_memseg_export_destroy(seg), "rsm_memseg_export_destroy");
+    check(rsm_release_controller(c), "rsm_release_controller");
 }
 
 /* A: posts on its import handle, then waits on it, n times per run. */
@@ -151,20 +107,19 @@ static void rsm_a(const char *spin_us, int wait_ms, rsm_memseg_id_t id, int cmd,
     setenv("RSM_SPIN_US", spin_us, 1);
     rsmapi_controller_handle_t c;
     rsm_memseg_import_handle_t im;
-    check(rsm_get_controller("shm0", &c), "get_controller");
-    check(rsm_memseg_import_connect(c, 0, id, RSM_PERM_RDWR, &im), "import_connect");
+    check(rsm_get_controller("shm0", &c), "rsm_get_controller");
+    check(rsm_memseg_import_connect(c, 0, id, RSM_PERM_RDWR, &im), "rsm_memseg_import_connect");
     for (long n; (n = next_count(cmd)) > 0;) {
         double t0 = now();
         for (long i = 0; i < n; i++) {
-            check(rsm_intr_signal_post(im, 0), "post on the import handle");
-            check(rsm_intr_signal_wait(im, wait_ms), "wait on the import handle");
+            check(rsm_intr_signal_post(im, 0), "rsm_intr_signal_post on the import handle");
+            check(rsm_intr_signal_wait(im, wait_ms), "rsm_intr_signal_wait on the import handle");
         }
         double t = now() - t0;
-        answer(res, &t, sizeof t);
+        reply(res, &t, sizeof t);
     }
-    check(rsm_memseg_import_disconnect(im), "import_disconnect");
-    rsm_release_controller(c);
-    exit(0);
+    check(rsm_memseg_import_disconnect(im), "rsm_memseg_import_disconnect");
+    check(rsm_release_controller(c), "rsm_release_controller");
 }
 
 /* Raw spin: two counters a cache line apart (128 bytes: adjacent-line
@@ -189,9 +144,8 @@ static void spin_side(int is_a, int cmd, int res)
             }
         }
         double t = now() - t0;
-        if (is_a) answer(res, &t, sizeof t);
+        if (is_a) reply(res, &t, sizeof t);
     }
-    exit(0);
 }
 
 /* Raw eventfd (blocking): A writes the first and reads the second, B the
@@ -206,142 +160,107 @@ static void eventfd_side(int e, int is_a, int cmd, int res)
         double t0 = now();
         for (long i = 0; i < n; i++) {
             if (is_a) {
-                if (write(out, &one, 8) != 8 || read(in, &v, 8) != 8) exit(1);
+                if (write(out, &one, 8) != 8 || read(in, &v, 8) != 8) die("eventfd: %s", strerror(errno));
             } else {
-                if (read(in, &v, 8) != 8 || write(out, &one, 8) != 8) exit(1);
+                if (read(in, &v, 8) != 8 || write(out, &one, 8) != 8) die("eventfd: %s", strerror(errno));
             }
         }
         double t = now() - t0;
-        if (is_a) answer(res, &t, sizeof t);
+        if (is_a) reply(res, &t, sizeof t);
     }
-    exit(0);
 }
 
-static void pin(int cpu)
+/* Side s (0: A, 1: B) of experiment e, in its own process. */
+static void side(void *arg, int cmd, int res)
 {
-    if (cpu < 0) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof set, &set) != 0) exit(1);
+    int e = (int)(intptr_t)arg / 2, s = (int)(intptr_t)arg % 2;
+    switch (exps[e].kind) {
+    case RSM_SPIN: (s ? rsm_b : rsm_a)("200000", exps[e].wait_ms, rsm_id(e), cmd, res); break;
+    case RSM_BLOCK: (s ? rsm_b : rsm_a)("0", exps[e].wait_ms, rsm_id(e), cmd, res); break;
+    case RAW_SPIN: spin_side(!s, cmd, res); break;
+    case RAW_EVENTFD: eventfd_side(e, !s, cmd, res); break;
+    }
 }
 
-/* Forks side s (0: A, 1: B) of experiment e. */
-static void start(int e, int s)
+/* Spinning needs two CPUs: on one, each round trip waits for a time slice
+ * (our waits spin up to RSM_SPIN_US without yielding). */
+static int skipped(int e)
 {
-    int cmd[2], res[2];
-    if (pipe(cmd) || pipe(res)) give_up("pipe");
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0) give_up("fork");
-    if (pid == 0) {
-        for (int i = 0; i < N_EXP; i++)
-            for (int j = 0; j < 2; j++)
-                if (pairs[i][j].pid > 0) {
-                    close(pairs[i][j].cmd);
-                    close(pairs[i][j].res);
-                }
-        close(cmd[1]);
-        close(res[0]);
-        pin(exps[e].one_cpu ? cpus[0] : cpus[s]);
-        switch (exps[e].kind) {
-        case RSM_SPIN:
-            (s ? rsm_b : rsm_a)("200000", exps[e].wait_ms, rsm_id(e), cmd[0], res[1]);
-            break;
-        case RSM_BLOCK: (s ? rsm_b : rsm_a)("0", exps[e].wait_ms, rsm_id(e), cmd[0], res[1]); break;
-        case RAW_SPIN: spin_side(!s, cmd[0], res[1]); break;
-        case RAW_EVENTFD: eventfd_side(e, !s, cmd[0], res[1]); break;
-        }
-        exit(1);
-    }
-    close(cmd[0]);
-    close(res[1]);
-    pairs[e][s] = (struct side){pid, cmd[1], res[0]};
+    return B.ncpus < 2 && (exps[e].kind == RSM_SPIN || exps[e].kind == RAW_SPIN);
 }
 
 /* One run of experiment e: n round trips, in ns per round trip. */
 static double run(int e, long n)
 {
-    for (int s = 1; s >= 0; s--)
-        if (write(pairs[e][s].cmd, &n, sizeof n) != (ssize_t)sizeof n) give_up("a pair died");
+    if (skipped(e)) return 0;
+    for (int s = 1; s >= 0; s--) w_send(&pairs[e][s], &n, sizeof n);
     double t = 0;
-    if (read(pairs[e][0].res, &t, sizeof t) != (ssize_t)sizeof t) give_up("a pair died");
-    return t * 1e9 / n;
+    w_recv(&pairs[e][0], &t, sizeof t);
+    return t * 1e9 / (double)n;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    char fabric[64];
+    bench_init("events", argc, argv);
     main_pid = getpid();
-    snprintf(fabric, sizeof fabric, "bench-events-%d", (int)main_pid);
-    setenv("RSM_FABRIC", fabric, 1);
-    signal(SIGPIPE, SIG_IGN);
+    long scale = B.smoke ? 100 : 1; /* smoke: a hundredth of the round trips */
     /* This process never calls the library: each child reads its own
      * RSM_SPIN_US at its first wait. */
 
-    cpu_set_t allowed;
-    int ncpus = 0;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
-        for (int c = 0; c < CPU_SETSIZE && ncpus < 2; c++)
-            if (CPU_ISSET(c, &allowed)) cpus[ncpus++] = c;
-    if (ncpus < 2) cpus[0] = cpus[1] = -1; /* one CPU: no pinning at all */
-
     flags = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (flags == MAP_FAILED) give_up("mmap");
+    if (flags == MAP_FAILED) die("mmap: %s", strerror(errno));
     memset(flags, 0, 4096);
     for (int e = 0; e < N_EXP; e++) {
         efd[e][0] = eventfd(0, EFD_CLOEXEC);
         efd[e][1] = eventfd(0, EFD_CLOEXEC);
-        if (efd[e][0] < 0 || efd[e][1] < 0) give_up("eventfd");
+        if (efd[e][0] < 0 || efd[e][1] < 0) die("eventfd: %s", strerror(errno));
     }
 
-    for (int e = 0; e < N_EXP; e++) {
-        start(e, 1); /* B first: the exporter publishes before A connects */
-        if (exps[e].kind == RSM_SPIN || exps[e].kind == RSM_BLOCK) {
-            char r = 0;
-            if (read(pairs[e][1].res, &r, 1) != 1 || r != 'r') give_up("exporter did not start");
+    for (int e = 0; e < N_EXP; e++)
+        for (int s = 1; s >= 0 && !skipped(e); s--) { /* B first: the exporter publishes before A connects */
+            spawn(&pairs[e][s], exps[e].one_cpu ? B.cpu[0] : B.cpu[s], side, (void *)(intptr_t)(2 * e + s));
+            if (s == 1 && (exps[e].kind == RSM_SPIN || exps[e].kind == RSM_BLOCK)) {
+                char r = 0;
+                w_recv(&pairs[e][1], &r, 1);
+            }
         }
-        start(e, 0);
-    }
 
-    double v[N_EXP][RUNS], ns[N_EXP];
-    for (int r = 0; r <= RUNS; r++) /* run 0 warms up */
+    double v[N_EXP][MAX_RUNS];
+    for (int r = 0; r <= B.runs; r++) /* run 0 warms up */
         for (int e = 0; e < N_EXP; e++) {
-            double t = run(e, r == 0 ? exps[e].n / 10 : exps[e].n);
+            long n = exps[e].n / scale;
+            double t = run(e, r == 0 ? n / 10 : n);
             if (r > 0) v[e][r - 1] = t;
         }
-    for (int e = 0; e < N_EXP; e++) ns[e] = median(v[e]);
+    for (int e = 0; e < N_EXP; e++)
+        for (int s = 0; s < 2 && !skipped(e); s++) w_stop(&pairs[e][s]); /* A first: it disconnects first */
 
-    for (int e = 0; e < N_EXP; e++) {
-        long zero = 0;
-        for (int s = 0; s < 2; s++) { /* A first: it disconnects before B destroys */
-            if (write(pairs[e][s].cmd, &zero, sizeof zero) != (ssize_t)sizeof zero)
-                give_up("a pair died");
-            int status = 0;
-            if (waitpid(pairs[e][s].pid, &status, 0) != pairs[e][s].pid || !WIFEXITED(status) ||
-                WEXITSTATUS(status) != 0)
-                give_up("a pair failed");
-            pairs[e][s].pid = 0;
-        }
-    }
-
-    FILE *csv = fopen("bench/results/events.csv", "w");
-    if (csv) fprintf(csv, "experiment,size,ours,baseline,ratio\n");
-    printf("Signal round trip between two processes (median of %d runs), ns per round trip;\n"
+    FILE *csv = csv_open();
+    printf("Signal round trip between two processes, ns per round trip: median (min-max) of %d runs;\n"
            "ratio = ours / baseline%s\n",
-           RUNS, ncpus < 2 ? " (one CPU available: nothing pinned)" : "");
-    printf("  %-30s %9s %12s %-10s %7s   %s\n", "signal round trip", "ours ns", "baseline ns", "",
-           "ratio", "target");
+           B.runs, B.ncpus < 2 ? " (one CPU available: nothing pinned, no spinning pair)" : "");
+    printf("  %-30s %-24s %-24s %-21s %7s\n", "signal round trip", "ours", "baseline", "", "ratio");
+    struct spread ours[N_EXP / 2], raw[N_EXP / 2], rt[N_EXP / 2];
     for (int m = 0; m < N_EXP / 2; m++) {
-        double ours = ns[2 * m], raw = ns[2 * m + 1];
-        printf("  %-30s %9.0f %12.0f %-10s %6.2fx   %s\n", rows[m].mode, ours, raw,
-               rows[m].baseline, ours / raw, rows[m].target);
-        if (csv)
-            fprintf(csv, "%s,1,%.1f,%.1f,%.3f\n", rows[m].csv, ours, raw, ours / raw);
+        ours[m] = spread_of(v[2 * m], B.runs);
+        raw[m] = spread_of(v[2 * m + 1], B.runs);
+        rt[m] = ratio_of(v[2 * m], v[2 * m + 1], B.runs);
+        printf("  %-30s %-24s %-24s %-21s %7s\n", rows[m].mode, sp(ours[m], 0), sp(raw[m], 0), rows[m].baseline,
+               rx(rt[m]));
+        csv_row(csv, rows[m].csv, 0, "ours", "ns", ours[m]);
+        csv_row(csv, rows[m].csv, 0, rows[m].baseline, "ns", raw[m]);
+        csv_ratio(csv, rows[m].csv, 0, "ours", rows[m].baseline, rt[m]);
     }
-    if (csv) fclose(csv);
+    fclose(csv);
+    printf("(ratio: median over the runs of ours / baseline measured side by side in each run)\n");
     printf("(spinning: RSM_SPIN_US=200000 vs a shared-flag spin; blocking: RSM_SPIN_US=0 and\n"
            " untimed waits vs an eventfd ping-pong; runs of %ld / %ld / %ld / %ld round trips)\n",
-           exps[0].n, exps[2].n, exps[4].n, exps[6].n);
+           exps[0].n / scale, exps[2].n / scale, exps[4].n / scale, exps[6].n / scale);
+    for (int m = 0; m < N_EXP / 2; m++)
+        if (rows[m].target > 0) {
+            char what[96];
+            snprintf(what, sizeof what, "signal round trip %s / %s", rows[m].mode, rows[m].baseline);
+            target(what, rt[m].med, 1, rows[m].target, "x");
+        }
     return 0;
 }
