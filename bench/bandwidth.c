@@ -79,21 +79,12 @@ static double bandwidth(enum op op, enum pattern pat, size_t size, double second
 static void exporter(void *arg, int cmd, int res)
 {
     (void)arg;
-    char *mem = valloc(seg_len);
-    if (!mem) die("valloc");
-    memset(mem, 0, seg_len);
-    rsmapi_controller_handle_t ctl;
-    rsm_memseg_export_handle_t seg;
-    rsm_memseg_id_t id = SEG_ID;
-    check(rsm_get_controller("shm0", &ctl), "rsm_get_controller");
-    check(rsm_memseg_export_create(ctl, &seg, mem, seg_len, 0), "rsm_memseg_export_create");
-    check(rsm_memseg_export_publish(seg, &id, NULL, 0), "rsm_memseg_export_publish");
+    struct published p = publish_segment(seg_len, SEG_ID, 0);
     reply(res, "r", 1);
     char c;
     while (next_cmd(cmd, &c, 1)) {
     }
-    check(rsm_memseg_export_destroy(seg), "rsm_memseg_export_destroy");
-    check(rsm_release_controller(ctl), "rsm_release_controller");
+    destroy_segment(&p);
 }
 
 int main(int argc, char **argv)

@@ -294,6 +294,31 @@ static inline void reply(int res, const void *msg, size_t len)
     if (write(res, msg, len) != (ssize_t)len) die("[worker %d] driver gone", (int)getpid());
 }
 
+/* An exporter's segment: `len` bytes of fresh page-aligned memory filled
+ * with `fill`, published on shm0 as `id`. */
+struct published {
+    rsmapi_controller_handle_t ctl;
+    rsm_memseg_export_handle_t seg;
+};
+
+static inline struct published publish_segment(size_t len, rsm_memseg_id_t id, int fill)
+{
+    struct published p;
+    char *mem = valloc(len);
+    if (!mem) die("valloc");
+    memset(mem, fill, len);
+    check(rsm_get_controller("shm0", &p.ctl), "rsm_get_controller");
+    check(rsm_memseg_export_create(p.ctl, &p.seg, mem, len, 0), "rsm_memseg_export_create");
+    check(rsm_memseg_export_publish(p.seg, &id, NULL, 0), "rsm_memseg_export_publish");
+    return p;
+}
+
+static inline void destroy_segment(struct published *p)
+{
+    check(rsm_memseg_export_destroy(p->seg), "rsm_memseg_export_destroy");
+    check(rsm_release_controller(p->ctl), "rsm_release_controller");
+}
+
 static inline void w_send(struct worker *w, const void *msg, size_t len)
 {
     if (write(w->cmd, msg, len) != (ssize_t)len) die("worker %d died", (int)w->pid);

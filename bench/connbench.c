@@ -47,21 +47,12 @@ static void socket_name(int place, struct sockaddr_un *a, socklen_t *len)
 
 static void rsm_exporter(void *arg, int cmd, int res)
 {
-    rsm_memseg_id_t id = SEG_ID + (rsm_memseg_id_t)(intptr_t)arg;
-    char *mem = valloc(SEG_LEN);
-    if (!mem) die("valloc");
-    memset(mem, 1, SEG_LEN);
-    rsmapi_controller_handle_t ctl;
-    rsm_memseg_export_handle_t seg;
-    check(rsm_get_controller("shm0", &ctl), "rsm_get_controller");
-    check(rsm_memseg_export_create(ctl, &seg, mem, SEG_LEN, 0), "rsm_memseg_export_create");
-    check(rsm_memseg_export_publish(seg, &id, NULL, 0), "rsm_memseg_export_publish");
+    struct published p = publish_segment(SEG_LEN, SEG_ID + (rsm_memseg_id_t)(intptr_t)arg, 1);
     reply(res, "r", 1);
     char c;
     while (next_cmd(cmd, &c, 1)) {
     }
-    check(rsm_memseg_export_destroy(seg), "rsm_memseg_export_destroy");
-    check(rsm_release_controller(ctl), "rsm_release_controller");
+    destroy_segment(&p);
 }
 
 static void raw_server(void *arg, int cmd, int res)
