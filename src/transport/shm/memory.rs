@@ -43,7 +43,8 @@ fn memory_error(errno: i32) -> RsmError {
 /// The text grows by a line per exported segment, so reading it made
 /// every create slower than the last (1.5 ms at 8,000 segments).
 pub fn check_private_rw(vaddr: usize, len: usize) -> RsmResult<()> {
-    let file = std::fs::File::open("/proc/self/maps").map_err(|_| RsmError::InsufficientResources)?;
+    let file =
+        std::fs::File::open("/proc/self/maps").map_err(|_| RsmError::InsufficientResources)?;
     if let Some(verdict) = query_private_rw(&file, vaddr, len) {
         return verdict;
     }
