@@ -163,7 +163,7 @@ fn controllers(config: &Config) -> Vec<Ctlr> {
 
 fn keep_segment(o: &Opts, s: &SegmentReport) -> bool {
     let pid_ok = o.pid.is_none_or(|p| match &s.details {
-        Ok(Some(d)) => d.pid == p || d.importers.iter().any(|i| i.pid == p),
+        Ok(Some(d)) => d.pid == p || d.importers.iter().any(|i| i.info.pid == p),
         _ => false,
     });
     o.node.is_none_or(|n| s.node == n) && o.segment.is_none_or(|id| s.segid == id) && pid_ok
@@ -223,12 +223,12 @@ fn bytes(n: u64) -> String {
 
 fn acl_text(d: &SegmentDetails) -> String {
     if d.access.acl.is_empty() {
-        format!("any node {:04o}", d.access.mode)
+        format!("any node {:04o}", d.access.owner.creation_mode)
     } else {
         d.access
             .acl
             .iter()
-            .map(|(n, m)| format!("{n}:{m:04o}"))
+            .map(|e| format!("{}:{:04o}", e.node, e.perm))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -322,7 +322,7 @@ fn table(config: &Config, ctlrs: &[Ctlr], fabrics: &[Fabric]) -> String {
                                 id,
                                 bytes(d.size),
                                 d.pid,
-                                d.access.uid,
+                                d.access.owner.uid,
                                 acl_text(d),
                                 importers,
                                 d.pending_departed
@@ -336,10 +336,10 @@ fn table(config: &Config, ctlrs: &[Ctlr], fabrics: &[Fabric]) -> String {
                                     s,
                                     "        importer pid {} uid {} node {} rights {:04o} {}, \
                                      pending: {} to the exporter, {} to it",
-                                    i.pid,
-                                    i.uid,
-                                    i.node,
-                                    i.rights,
+                                    i.info.pid,
+                                    i.info.uid,
+                                    i.info.node,
+                                    i.info.rights,
                                     if i.mapped { "mapped" } else { "not mapped" },
                                     i.pending_to_exporter,
                                     i.pending_to_importer
@@ -406,7 +406,7 @@ fn segment_json(seg: &SegmentReport) -> String {
                 .access
                 .acl
                 .iter()
-                .map(|(n, m)| format!("{{\"node\":{n},\"perm\":{m}}}"))
+                .map(|e| format!("{{\"node\":{},\"perm\":{}}}", e.node, e.perm))
                 .collect();
             let importers: Vec<String> = d
                 .importers
@@ -415,10 +415,10 @@ fn segment_json(seg: &SegmentReport) -> String {
                     format!(
                         "{{\"pid\":{},\"uid\":{},\"node\":{},\"rights\":{},\"mapped\":{},\
                          \"pending_to_exporter\":{},\"pending_to_importer\":{}}}",
-                        i.pid,
-                        i.uid,
-                        i.node,
-                        i.rights,
+                        i.info.pid,
+                        i.info.uid,
+                        i.info.node,
+                        i.info.rights,
                         i.mapped,
                         i.pending_to_exporter,
                         i.pending_to_importer
@@ -431,9 +431,9 @@ fn segment_json(seg: &SegmentReport) -> String {
                  \"importer_count\":{},\"importers\":[{}]}}",
                 d.size,
                 d.pid,
-                d.access.uid,
-                d.access.gid,
-                d.access.mode,
+                d.access.owner.uid,
+                d.access.owner.gid,
+                d.access.owner.creation_mode,
                 acl.join(","),
                 d.pending_departed,
                 d.importers.len() as u64 + d.more,

@@ -31,10 +31,8 @@ impl Admission for Policy {
     }
     fn access(&self) -> Access {
         Access {
-            uid: self.owner.uid,
-            gid: self.owner.gid,
-            mode: self.owner.creation_mode,
-            acl: self.acl.read().iter().map(|e| (e.node, e.perm)).collect(),
+            owner: self.owner,
+            acl: self.acl.read().clone(),
         }
     }
 }

@@ -17,7 +17,7 @@ pub const ACCESS_TRUSTED: u32 = 0o666;
 pub const MAX_NODES: u32 = 64;
 
 /// One `rsmapi_access_entry_t`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AccessEntry {
     /// Node allowed to import.
     pub node: NodeId,
@@ -40,7 +40,7 @@ pub fn validate_acl(acl: &[AccessEntry], loopback: bool, local_node: NodeId) -> 
 }
 
 /// The exporter as the "owner of the file", captured at create.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Owner {
     /// Effective uid of the exporting process.
     pub uid: u32,

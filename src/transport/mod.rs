@@ -89,7 +89,7 @@ pub trait Admission: Send + Sync {
 }
 
 /// One importer of a published segment, for tools and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ImporterInfo {
     /// Its process id.
     pub pid: u32,

@@ -8,6 +8,8 @@
 //! with the single word `hidden`.
 
 use crate::config::NodeId;
+use crate::core::permission::{AccessEntry, Owner};
+use crate::transport::ImporterInfo;
 
 /// A process present on a fabric.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,27 +25,17 @@ pub struct Present {
 /// Who may import a segment: the exporter's credentials and its ACL.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Access {
-    /// Effective uid of the exporter.
-    pub uid: u32,
-    /// Effective gid of the exporter.
-    pub gid: u32,
-    /// The mode an empty ACL grants (`0777 & ~umask` at create).
-    pub mode: u32,
-    /// (node, mode) entries; empty: every node, with `mode`.
-    pub acl: Vec<(NodeId, u32)>,
+    /// The exporter's uid, gid and the mode an empty ACL grants.
+    pub owner: Owner,
+    /// The ACL; empty: every node, with the owner's creation mode.
+    pub acl: Vec<AccessEntry>,
 }
 
 /// One importer of a segment.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ImporterReport {
-    /// Its process id.
-    pub pid: u32,
-    /// Its effective uid.
-    pub uid: u32,
-    /// The node it connected as.
-    pub node: NodeId,
-    /// Rights granted (`RSM_PERM_*`).
-    pub rights: u32,
+    /// Who it is and what it was granted.
+    pub info: ImporterInfo,
     /// Whether it holds an explicit mapping (`rsm_memseg_import_map`), as
     /// it reports it in its event page.
     pub mapped: bool,
@@ -96,7 +88,7 @@ pub fn encode(details: Option<&SegmentDetails>) -> String {
         d.access
             .acl
             .iter()
-            .map(|(n, m)| format!("{n}:{m:o}"))
+            .map(|e| format!("{}:{:o}", e.node, e.perm))
             .collect::<Vec<_>>()
             .join(",")
     };
@@ -104,9 +96,9 @@ pub fn encode(details: Option<&SegmentDetails>) -> String {
         "segment size={} pid={} uid={} gid={} mode={:o} acl={acl} departed={} importers={} more={}\n",
         d.size,
         d.pid,
-        d.access.uid,
-        d.access.gid,
-        d.access.mode,
+        d.access.owner.uid,
+        d.access.owner.gid,
+        d.access.owner.creation_mode,
         d.pending_departed,
         d.importers.len(),
         d.more
@@ -114,10 +106,10 @@ pub fn encode(details: Option<&SegmentDetails>) -> String {
     for i in &d.importers {
         s += &format!(
             "importer pid={} uid={} node={} rights={:o} mapped={} to_exporter={} to_importer={}\n",
-            i.pid,
-            i.uid,
-            i.node,
-            i.rights,
+            i.info.pid,
+            i.info.uid,
+            i.info.node,
+            i.info.rights,
             u8::from(i.mapped),
             i.pending_to_exporter,
             i.pending_to_importer
@@ -151,17 +143,18 @@ pub fn decode(text: &str) -> Option<Option<SegmentDetails>> {
         match k {
             "size" => d.size = num(v, 10)?,
             "pid" => d.pid = num(v, 10)? as u32,
-            "uid" => d.access.uid = num(v, 10)? as u32,
-            "gid" => d.access.gid = num(v, 10)? as u32,
-            "mode" => d.access.mode = num(v, 8)? as u32,
+            "uid" => d.access.owner.uid = num(v, 10)? as u32,
+            "gid" => d.access.owner.gid = num(v, 10)? as u32,
+            "mode" => d.access.owner.creation_mode = num(v, 8)? as u32,
             "departed" => d.pending_departed = num(v, 10)?,
             "more" => d.more = num(v, 10)?,
             "acl" if v != "-" => {
                 for e in v.split(',') {
                     let (n, m) = e.split_once(':')?;
-                    d.access
-                        .acl
-                        .push((num(n, 10)? as NodeId, num(m, 8)? as u32));
+                    d.access.acl.push(AccessEntry {
+                        node: num(n, 10)? as NodeId,
+                        perm: num(m, 8)? as u32,
+                    });
                 }
             }
             _ => {}
@@ -174,10 +167,10 @@ pub fn decode(text: &str) -> Option<Option<SegmentDetails>> {
         let mut i = ImporterReport::default();
         for (k, v) in words(line) {
             match k {
-                "pid" => i.pid = num(v, 10)? as u32,
-                "uid" => i.uid = num(v, 10)? as u32,
-                "node" => i.node = num(v, 10)? as NodeId,
-                "rights" => i.rights = num(v, 8)? as u32,
+                "pid" => i.info.pid = num(v, 10)? as u32,
+                "uid" => i.info.uid = num(v, 10)? as u32,
+                "node" => i.info.node = num(v, 10)? as NodeId,
+                "rights" => i.info.rights = num(v, 8)? as u32,
                 "mapped" => i.mapped = v == "1",
                 "to_exporter" => i.pending_to_exporter = num(v, 10)?,
                 "to_importer" => i.pending_to_importer = num(v, 10)?,
@@ -199,17 +192,30 @@ mod tests {
             size: 1 << 20,
             pid: 42,
             access: Access {
-                uid: 1000,
-                gid: 100,
-                mode: 0o640,
-                acl: vec![(0, 0o600), (3, 0o444)],
+                owner: Owner {
+                    uid: 1000,
+                    gid: 100,
+                    creation_mode: 0o640,
+                },
+                acl: vec![
+                    AccessEntry {
+                        node: 0,
+                        perm: 0o600,
+                    },
+                    AccessEntry {
+                        node: 3,
+                        perm: 0o444,
+                    },
+                ],
             },
             pending_departed: 2,
             importers: vec![ImporterReport {
-                pid: 43,
-                uid: 1001,
-                node: 3,
-                rights: 0o400,
+                info: ImporterInfo {
+                    pid: 43,
+                    uid: 1001,
+                    node: 3,
+                    rights: 0o400,
+                },
                 mapped: true,
                 pending_to_exporter: 5,
                 pending_to_importer: 0,
@@ -228,7 +234,7 @@ mod tests {
         let newer = "segment size=8 colour=blue\nimporter pid=7 shape=round\n";
         let got = decode(newer).unwrap().unwrap();
         assert_eq!(
-            (got.size, got.importers.len(), got.importers[0].pid),
+            (got.size, got.importers.len(), got.importers[0].info.pid),
             (8, 1, 7)
         );
     }

@@ -401,17 +401,14 @@ impl ShmExport {
                     .map(|(token, imp)| {
                         let ch = hub.channels.iter().find(|(t, _)| t == token);
                         ImporterReport {
-                            pid: imp.info.pid,
-                            uid: imp.info.uid,
-                            node: imp.info.node,
-                            rights: imp.info.rights,
+                            info: imp.info.clone(),
                             mapped: ch.is_some_and(|(_, c)| c.mapped()),
                             pending_to_exporter: ch.map_or(0, |(_, c)| c.up().count()),
                             pending_to_importer: ch.map_or(0, |(_, c)| c.down().count()),
                         }
                     })
                     .collect();
-                importers.sort_by_key(|i| i.pid);
+                importers.sort_by_key(|i| i.info.pid);
                 SegmentDetails {
                     size: state.region.as_ref().map_or(0, |r| r.size()) as u64,
                     pid: std::process::id(),
