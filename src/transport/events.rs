@@ -101,10 +101,6 @@ impl<'a> Counter<'a> {
 
     /// Events pending now.
     pub fn count(self) -> u64 {
-        self.pending_now()
-    }
-
-    fn pending_now(self) -> u64 {
         let p = self.posted.load(Ordering::SeqCst);
         pending_of(p, self.consumed.load(Ordering::SeqCst))
     }
@@ -229,7 +225,7 @@ impl<'a> Counter<'a> {
     /// If anything is pending, sets `RUNG` and returns `true`: the caller
     /// rings (once for a shared doorbell).
     pub fn claim_if_pending(self) -> bool {
-        if self.pending_now() == 0 {
+        if self.count() == 0 {
             return false;
         }
         self.posted.fetch_or(RUNG, Ordering::SeqCst);
@@ -445,7 +441,7 @@ mod tests {
             Counter::new(&self.0, &self.1, &self.2)
         }
         fn pending(&self) -> u64 {
-            self.c().pending_now()
+            self.c().count()
         }
     }
 
