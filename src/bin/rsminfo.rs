@@ -140,8 +140,11 @@ struct Fabric {
 
 fn controllers(config: &Config) -> Vec<Ctlr> {
     let mut names = vec!["loopback".to_string(), "shm0".to_string()];
-    names.extend(config.controllers.iter().map(|c| c.name.clone()));
-    names.dedup();
+    for c in &config.controllers {
+        if !names.contains(&c.name) {
+            names.push(c.name.clone());
+        }
+    }
     names
         .into_iter()
         .filter_map(|name| {
