@@ -286,15 +286,11 @@ fn query(
 
 /// Node ids announced under `prefix` in the text of `/proc/net/unix`.
 fn parse_present_nodes(table: &str, prefix: &str) -> Vec<NodeId> {
-    let mut nodes: Vec<NodeId> = table
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_whitespace().nth(7))
-        .filter_map(|path| path.strip_prefix('@')?.strip_prefix(prefix))
-        .filter_map(|rest| rest.split('/').next()?.parse().ok())
+    let mut nodes: Vec<NodeId> = parse_present(table, prefix)
+        .into_iter()
+        .map(|p| p.node)
         .collect();
-    nodes.sort_unstable();
-    nodes.dedup();
+    nodes.dedup(); // sorted by node already
     nodes
 }
 
