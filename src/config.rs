@@ -187,7 +187,8 @@ fn positive(value: &str) -> Option<u64> {
     value.parse::<u64>().ok().filter(|&n| n > 0)
 }
 
-fn parse_file(text: &str) -> Result<Config, String> {
+/// Parses the text of an RSM config file (the format the README documents).
+pub fn parse_file(text: &str) -> Result<Config, String> {
     let mut config = Config::default();
     let mut section: Option<usize> = None; // index into controllers
     let mut typed: Vec<bool> = Vec::new();

@@ -13,7 +13,7 @@ mod export;
 mod fork;
 mod import;
 mod memory;
-mod wire;
+pub mod wire;
 
 use crate::config::NodeId;
 use crate::error::{RsmError, RsmResult};
