@@ -62,7 +62,7 @@ pub fn connect(ctrl: usize, node: u32, segid: u32, perm: u32) -> RsmResult<usize
     if perm & !(PERM_READ | PERM_WRITE) != 0 {
         return Err(RsmError::PermDenied);
     }
-    if LIVE.load(Ordering::Relaxed) >= controller.transport.attributes()?.max_import_segments {
+    if LIVE.load(Ordering::Relaxed) >= controller.transport.max_import_segments()? {
         return Err(RsmError::InsufficientResources);
     }
     // Loopback reaches only this node (spec 5.6).
@@ -112,8 +112,10 @@ pub fn disconnect(handle: usize) -> RsmResult<()> {
     // Other threads may hold the segment in their cache (see `with`):
     // they stop using it, and the connection ends now, not when they let go.
     seg.live.store(false, Ordering::Release);
-    seg.port.close();
     cache::forget(&LAST, handle);
+    // Out of the table and of our cache: any other reference is another
+    // thread's cache, which may be inside a get/put right now.
+    seg.port.close(Arc::strong_count(&seg) > 1);
     Ok(())
 }
 

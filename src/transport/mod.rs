@@ -45,6 +45,12 @@ pub trait Transport: Send + Sync {
     /// The attributes a controller on this transport reports.
     fn attributes(&self) -> RsmResult<ControllerAttributes>;
 
+    /// The most import segments a process may hold at once (checked on
+    /// every connect, so it should not cost what `attributes` may).
+    fn max_import_segments(&self) -> RsmResult<u64> {
+        Ok(self.attributes()?.max_import_segments)
+    }
+
     /// Hardware address of `node` on this interconnect (topology `*_hwaddr`).
     fn hwaddr(&self, node: NodeId) -> u64;
 
@@ -163,8 +169,8 @@ pub trait ImportPort: Signals {
     /// Counts forced disconnects: 0 at connect.
     fn generation(&self) -> u32;
     /// Ends the connection now (the exporter sees the importer leave and
-    /// the segment's memory is let go), leaving only the data mapping's
-    /// address range, on anonymous memory, until the port is dropped:
-    /// another thread may still be inside a get/put on it.
-    fn close(&self);
+    /// the segment's memory is let go). When `shared`, another thread may
+    /// still be inside a get/put on the data mapping: its address range
+    /// stays, on anonymous memory, until the port is dropped.
+    fn close(&self, shared: bool);
 }

@@ -97,6 +97,10 @@ impl Transport for ShmTransport {
         })
     }
 
+    fn max_import_segments(&self) -> RsmResult<u64> {
+        Ok(self.max_segments)
+    }
+
     fn hwaddr(&self, node: NodeId) -> u64 {
         u64::from(node)
     }
