@@ -31,8 +31,11 @@ pub unsafe extern "C" fn rsm_memseg_import_connect(
         non_null(controller, RsmError::BadCtlrHndl)?;
         controller::lookup(controller as usize)?;
         non_null(im_memseg, RsmError::BadSegHndl)?;
-        uaccess::copy_out(im_memseg, &null_mut())?;
-        let h = import::connect(controller as usize, node_id, segment_id, perm)?;
+        // One checked store, after the connect: a bad out-pointer undoes
+        // the connection. A failed connect leaves NULL there, if it can.
+        let h = import::connect(controller as usize, node_id, segment_id, perm).inspect_err(|_| {
+            let _ = uaccess::copy_out(im_memseg, &null_mut());
+        })?;
         uaccess::copy_out(im_memseg, &(h as rsm_memseg_import_handle_t)).inspect_err(|_| {
             let _ = import::disconnect(h);
         })
