@@ -82,7 +82,7 @@ static AGENT: Mutex<Option<(u32, Arc<Agent>)>> = Mutex::new(None);
 /// The agent of this process, started on first use. A forked child gets
 /// its own (threads do not survive fork).
 pub fn agent() -> RsmResult<Arc<Agent>> {
-    let pid = std::process::id();
+    let pid = super::fork::pid();
     let mut slot = AGENT.lock();
     if let Some((owner, agent)) = slot.as_ref() {
         if *owner == pid {
@@ -112,7 +112,7 @@ pub fn agent() -> RsmResult<Arc<Agent>> {
 pub fn running() -> Option<Arc<Agent>> {
     let slot = AGENT.lock();
     slot.as_ref()
-        .filter(|(owner, _)| *owner == std::process::id())
+        .filter(|(owner, _)| *owner == super::fork::pid())
         .map(|(_, a)| Arc::clone(a))
 }
 
