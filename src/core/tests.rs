@@ -216,7 +216,7 @@ impl ImportPort for FakeImport {
     fn generation(&self) -> u32 {
         u32::from(self.aborted())
     }
-    fn close(&self) {}
+    fn close(&self, _shared: bool) {}
 }
 
 fn me(pid: u32) -> Creator {

@@ -112,6 +112,26 @@ impl ShmExportPort {
     }
 }
 
+/// Reads a client's first packet into `buf`, returning its real length.
+/// MSG_TRUNC: an oversized packet is refused rather than read in part. No
+/// control buffer: descriptors a hostile client sends are discarded by the
+/// kernel.
+fn read_request(fd: &OwnedFd, buf: &mut [u8; 64]) -> Result<isize, nix::errno::Errno> {
+    // SAFETY: recv writes at most buf.len() bytes into buf.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+        )
+    };
+    if n < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    Ok(n)
+}
+
 /// Reads a peer's supplementary groups (SO_PEERGROUPS: as of its connect).
 fn peer_groups(fd: RawFd) -> Vec<u32> {
     let mut groups = vec![0u32; 64];
@@ -198,40 +218,26 @@ impl ShmExport {
             // A legitimate importer sends its request right after connect:
             // if it is there already, answer now, so a flood of silent
             // clients never stands in its way.
-            let mut probe = [0u8; 1];
-            // SAFETY: recv writes at most 1 byte into `probe`.
-            let ready = unsafe {
-                libc::recv(
-                    fd.as_raw_fd(),
-                    probe.as_mut_ptr().cast(),
-                    1,
-                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
-                )
-            };
-            if ready >= 0 {
-                self.serve(agent, fd); // a request, or end of file: either way, done
-            } else {
-                agent.add_pending(fd, Arc::downgrade(self));
+            let mut buf = [0u8; 64];
+            match read_request(&fd, &mut buf) {
+                Err(nix::errno::Errno::EAGAIN) => agent.add_pending(fd, Arc::downgrade(self)),
+                // A request, or end of file: either way, done.
+                n => self.answer(agent, fd, &buf, n.unwrap_or(-1)),
             }
         }
     }
 
-    /// Answers a client's request: admitted importers get the segment's
-    /// descriptor, read-only unless they may write.
+    /// Answers a client that was pending when its request came.
     pub fn serve(self: &Arc<Self>, agent: &Agent, fd: OwnedFd) {
         let mut buf = [0u8; 64];
-        // MSG_TRUNC: learn a packet's real length, so an oversized one is
-        // refused rather than read in part. No control buffer: descriptors
-        // a hostile client sends are discarded by the kernel.
-        // SAFETY: recv writes at most buf.len() bytes into buf.
-        let n = unsafe {
-            libc::recv(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-            )
-        };
+        let n = read_request(&fd, &mut buf).unwrap_or(-1);
+        self.answer(agent, fd, &buf, n);
+    }
+
+    /// Answers a client's request (`n` bytes long, of which `buf` holds
+    /// the first): admitted importers get the segment's descriptor,
+    /// read-only unless they may write.
+    fn answer(self: &Arc<Self>, agent: &Agent, fd: OwnedFd, buf: &[u8; 64], n: isize) {
         if usize::try_from(n) == Ok(wire::QUERY_LEN) && wire::is_query(&buf[..wire::QUERY_LEN]) {
             self.answer_query(&fd);
             return;
@@ -286,12 +292,18 @@ impl ShmExport {
         let Some(region) = state.region.as_ref() else {
             return;
         };
-        let pass: Option<OwnedFd> = if rights & crate::core::permission::PERM_WRITE != 0 {
-            region.memfd().try_clone().ok()
-        } else if rights != 0 {
+        // A writer gets the memfd itself (SCM_RIGHTS duplicates it; the
+        // state lock keeps it open until sent); a reader a read-only one.
+        let writer = rights & crate::core::permission::PERM_WRITE != 0;
+        let read_only: Option<OwnedFd> = if !writer && rights != 0 {
             reopen_read_only(region.memfd())
         } else {
             None
+        };
+        let pass: Option<RawFd> = if writer {
+            Some(region.memfd().as_raw_fd())
+        } else {
+            read_only.as_ref().map(|f| f.as_raw_fd())
         };
         let channel = self.up().and_then(|_| Channel::create());
         if (rights != 0 && pass.is_none()) || channel.is_err() {
@@ -316,7 +328,7 @@ impl ShmExport {
             fds: 0,
             size,
         };
-        let mut fds: Vec<RawFd> = pass.iter().map(|f| f.as_raw_fd()).collect();
+        let mut fds: Vec<RawFd> = pass.into_iter().collect();
         let (Some(up_write), Some(down_write)) = (&up.write, &channel.down.write) else {
             return;
         };
@@ -339,7 +351,7 @@ impl ShmExport {
             self.unlink(token);
             return;
         }
-        drop(pass);
+        drop(read_only);
         drop(handout);
         let info = ImporterInfo {
             pid: cred.pid() as u32,
@@ -651,7 +663,7 @@ impl ShmExport {
         // A waiter asleep on the only importer's `wakes` would not hear
         // this one: wake it to sleep on the doorbell instead.
         if let [(_, only)] = hub.channels.as_slice() {
-            only.up().wake_all(&bell);
+            only.up().wake_sleepers(&bell);
         }
         hub.channels.push((token, Arc::new(channel)));
     }
@@ -668,7 +680,7 @@ impl ShmExport {
         let n = channel.up().take_all();
         self.own().add(n, &bell);
         // A waiter asleep on its `wakes` looks again (at `own` now).
-        channel.up().wake_all(&bell);
+        channel.up().wake_sleepers(&bell);
     }
 
     /// Destroy: waiters leave with `RSMERR_BAD_SEG_HNDL`.

@@ -19,8 +19,8 @@ use nix::sys::socket::{
 use parking_lot::Mutex;
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 struct Mapping {
@@ -36,7 +36,8 @@ struct State {
 /// An import segment on the same-host transport.
 pub struct ShmImport {
     sock: OwnedFd,
-    token: OnceLock<u64>,
+    /// The agent's token for `sock` while it watches it; 0 after.
+    token: AtomicU64,
     size: usize,
     rights: u32,
     aborted: AtomicBool,
@@ -184,7 +185,6 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
     };
     let tv = nix::sys::time::TimeVal::new(timeout.as_secs() as i64, timeout.subsec_micros() as i64);
     let _ = socket::setsockopt(&sock, socket::sockopt::ReceiveTimeout, &tv);
-    let _ = socket::setsockopt(&sock, socket::sockopt::SendTimeout, &tv);
     match connect(sock.as_raw_fd(), addr) {
         Ok(()) => {}
         Err(nix::errno::Errno::ECONNREFUSED) | Err(nix::errno::Errno::ENOENT) => {
@@ -197,11 +197,18 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
         perm,
     }
     .encode();
-    match socket::send(sock.as_raw_fd(), &request, MsgFlags::MSG_NOSIGNAL) {
+    // Non-blocking: a full queue means an exporter under a flood, which
+    // is retried like a dropped connection (no send timeout to set up).
+    match socket::send(
+        sock.as_raw_fd(),
+        &request,
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+    ) {
         Ok(n) if n == request.len() => {}
-        Ok(_) | Err(nix::errno::Errno::EPIPE) | Err(nix::errno::Errno::ECONNRESET) => {
-            return Attempt::Dropped
-        }
+        Ok(_)
+        | Err(nix::errno::Errno::EPIPE)
+        | Err(nix::errno::Errno::ECONNRESET)
+        | Err(nix::errno::Errno::EAGAIN) => return Attempt::Dropped,
         Err(e) => return fail(errno_of(e)),
     }
     let mut buf = [0u8; 64];
@@ -293,7 +300,7 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
     };
     let import = Arc::new(ShmImport {
         sock,
-        token: OnceLock::new(),
+        token: AtomicU64::new(0),
         size,
         rights: reply.rights,
         aborted: AtomicBool::new(false),
@@ -314,7 +321,7 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
     });
     match registered {
         Ok(token) => {
-            let _ = import.token.set(token);
+            import.token.store(token, Ordering::Release);
             Attempt::Done(Ok(import))
         }
         Err(e) => fail(e),
@@ -324,6 +331,7 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
 impl ShmImport {
     /// The exporter sent its notice or its socket closed: forced disconnect.
     pub fn exporter_gone(&self, agent: &Agent, token: u64) {
+        self.token.store(0, Ordering::Release);
         agent.unregister(token, self.sock.as_fd());
         let mut state = self.state.lock();
         self.aborted.store(true, Ordering::Release);
@@ -345,6 +353,16 @@ impl ShmImport {
         // them asleep; docs/compatibility.md).
         self.channel.down.ring();
         self.channel.down().wake_all(&DownBell(self));
+    }
+
+    /// The agent stops watching our socket (once: later calls do nothing).
+    fn leave_agent(&self) {
+        let token = self.token.swap(0, Ordering::AcqRel);
+        if token != 0 {
+            if let Some(agent) = agent::running() {
+                agent.unregister(token, self.sock.as_fd());
+            }
+        }
     }
 
     /// Arms the `down` counter while the program holds the pollfd.
@@ -536,14 +554,12 @@ impl ImportPort for ShmImportPort {
         self.0.generation.load(Ordering::Acquire)
     }
 
-    fn close(&self) {
-        if let Some(&token) = self.0.token.get() {
-            if let Some(agent) = agent::running() {
-                agent.unregister(token, self.0.sock.as_fd());
-            }
-        }
+    fn close(&self, shared: bool) {
+        self.0.leave_agent();
         let mut state = self.0.state.lock();
-        if let Some(m) = self.0.data.as_ref() {
+        // Unshared, the mapping goes with `self` at once: no need to
+        // re-point it first.
+        if let Some(m) = self.0.data.as_ref().filter(|_| shared) {
             trash(m);
         }
         state.memfd = None;
@@ -556,11 +572,7 @@ impl ImportPort for ShmImportPort {
 
 impl Drop for ShmImportPort {
     fn drop(&mut self) {
-        if let Some(&token) = self.0.token.get() {
-            if let Some(agent) = agent::running() {
-                agent.unregister(token, self.0.sock.as_fd());
-            }
-        }
+        self.0.leave_agent();
         let _ = self.unmap();
         // Closing the socket (when the last Arc goes) tells the exporter.
     }
