@@ -16,6 +16,7 @@ use crate::error::{RsmError, RsmResult};
 use crate::transport::events::{Counter, Doorbell, Woke};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 /// Size of the shared page.
 const PAGE: usize = 4096;
@@ -82,19 +83,55 @@ impl Doorbell for Bell {
     }
 }
 
-/// Writes one byte to pipe `fd` (a full pipe is readable anyway).
-pub fn ring(fd: RawFd) {
-    let one = 1u8;
-    // SAFETY: writes 1 byte from `one`.
-    unsafe { libc::write(fd, (&one as *const u8).cast(), 1) };
+/// Whether this kernel honours `RWF_NOWAIT` on pipes (Linux 5.x and
+/// later): then a ring or drain never blocks, whatever the mode of the
+/// descriptor another process handed us, and those need no checking.
+/// Probed once per process on a pipe of our own.
+fn nowait_pipes() -> bool {
+    static NOWAIT: OnceLock<bool> = OnceLock::new();
+    *NOWAIT.get_or_init(|| {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into `fds`.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return false;
+        }
+        // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+        let (r, _w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let mut byte = 0u8;
+        let iov = libc::iovec {
+            iov_base: (&mut byte as *mut u8).cast(),
+            iov_len: 1,
+        };
+        // SAFETY: reads at most 1 byte into `byte`; the pipe is empty and
+        // blocking, so only RWF_NOWAIT keeps this from sleeping.
+        let n = unsafe { libc::preadv2(r.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
+        n < 0 && last_errno() == libc::EAGAIN
+    })
 }
 
-/// Reads pipe `fd` empty (non-blocking).
+/// Writes one byte to pipe `fd` (a full pipe is readable anyway).
+pub fn ring(fd: RawFd) {
+    let mut one = 1u8;
+    let iov = libc::iovec {
+        iov_base: (&mut one as *mut u8).cast(),
+        iov_len: 1,
+    };
+    let flags = if nowait_pipes() { libc::RWF_NOWAIT } else { 0 };
+    // SAFETY: writes 1 byte from `one`.
+    unsafe { libc::pwritev2(fd, &iov, 1, -1, flags) };
+}
+
+/// Reads pipe `fd` empty, never blocking.
 pub fn drain(fd: RawFd) {
     let mut buf = [0u8; 256];
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let flags = if nowait_pipes() { libc::RWF_NOWAIT } else { 0 };
     loop {
         // SAFETY: reads at most buf.len() bytes into `buf`.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe { libc::preadv2(fd, &iov, 1, -1, flags) };
         if n < buf.len() as isize {
             return;
         }
@@ -193,8 +230,11 @@ impl Channel {
     }
 
     /// The importer maps what the exporter sent, after checking that the
-    /// page is sealed so it cannot shrink under it (else SIGBUS) and that
-    /// the doorbells are pipe ends as described.
+    /// page is sealed so it cannot shrink under it (else SIGBUS). Where
+    /// rings and drains cannot block (`nowait_pipes`), a doorbell that is
+    /// not what it claims only fails to ring, which an exporter can do to
+    /// its own importers anyway; elsewhere they are checked to be
+    /// non-blocking pipe ends as described.
     pub fn attach(
         page: OwnedFd,
         up: OwnedFd,
@@ -211,12 +251,14 @@ impl Channel {
                 && libc::fstat(page.as_raw_fd(), &mut st) == 0
                 && st.st_size >= PAGE as libc::off_t
         };
-        let down = (
-            pipe_end(&down_read, libc::O_RDONLY),
-            pipe_end(&down_write, libc::O_WRONLY),
-        );
-        let same = matches!(down, (Some(a), Some(b)) if a == b);
-        if !sealed || pipe_end(&up, libc::O_WRONLY).is_none() || !same {
+        let pipes = nowait_pipes() || {
+            let down = (
+                pipe_end(&down_read, libc::O_RDONLY),
+                pipe_end(&down_write, libc::O_WRONLY),
+            );
+            matches!(down, (Some(a), Some(b)) if a == b) && pipe_end(&up, libc::O_WRONLY).is_some()
+        };
+        if !sealed || !pipes {
             crate::why!("connect: the exporter sent an event channel that is not one");
             return Err(RsmError::InternalError);
         }
@@ -271,7 +313,8 @@ impl Channel {
     }
 }
 
-/// The pipe's inode if `fd` is a pipe end open with access mode `mode`.
+/// The pipe's inode if `fd` is a non-blocking pipe end open with access
+/// mode `mode`.
 fn pipe_end(fd: &OwnedFd, mode: i32) -> Option<u64> {
     // SAFETY: fcntl and fstat on a descriptor we own; `st` is written by
     // fstat before it is read.
@@ -280,6 +323,7 @@ fn pipe_end(fd: &OwnedFd, mode: i32) -> Option<u64> {
         let mut st: libc::stat = std::mem::zeroed();
         (flags >= 0
             && flags & libc::O_ACCMODE == mode
+            && flags & libc::O_NONBLOCK != 0
             && libc::fstat(fd.as_raw_fd(), &mut st) == 0
             && st.st_mode & libc::S_IFMT == libc::S_IFIFO)
             .then_some(st.st_ino)
