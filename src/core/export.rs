@@ -35,6 +35,9 @@ impl Admission for Policy {
             acl: self.acl.read().clone(),
         }
     }
+    fn owner(&self) -> Owner {
+        self.owner
+    }
 }
 
 struct State {

@@ -92,6 +92,11 @@ pub trait Admission: Send + Sync {
     fn admit(&self, peer: &Peer, requested: u32) -> RsmResult<u32>;
     /// The exporter's credentials and ACL, for `rsminfo`.
     fn access(&self) -> survey::Access;
+
+    /// The segment's owner, whose uid and gid decide which mode bits
+    /// apply to a peer (so a peer's supplementary groups are read only
+    /// when they can matter).
+    fn owner(&self) -> crate::core::permission::Owner;
 }
 
 /// One importer of a published segment, for tools and tests.

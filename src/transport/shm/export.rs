@@ -251,17 +251,25 @@ impl ShmExport {
         let Ok(cred) = socket::getsockopt(&fd, socket::sockopt::PeerCredentials) else {
             return;
         };
-        let mut peer = Peer {
-            node: request.node,
-            uid: cred.uid(),
-            gid: cred.gid(),
-            groups: peer_groups(fd.as_raw_fd()),
-            ipc_owner: false,
-        };
         let mut state = self.state.lock();
         let Some(listening) = state.listening.as_ref() else {
             return;
         }; // unpublished meanwhile
+           // Supplementary groups decide only for a peer that is neither the
+           // owner nor in the owner's primary group.
+        let owner = listening.admission.owner();
+        let groups = if cred.uid() != owner.uid && cred.gid() != owner.gid {
+            peer_groups(fd.as_raw_fd())
+        } else {
+            Vec::new()
+        };
+        let mut peer = Peer {
+            node: request.node,
+            uid: cred.uid(),
+            gid: cred.gid(),
+            groups,
+            ipc_owner: false,
+        };
         let mut admitted = listening.admission.admit(&peer, request.perm);
         // CAP_IPC_OWNER only matters when the mode refuses: read the
         // peer's /proc status (the dearest step of a connect) only then.
