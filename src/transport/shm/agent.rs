@@ -119,15 +119,34 @@ pub fn running() -> Option<Arc<Agent>> {
 impl Agent {
     /// Watches `fd` for `handler`; returns the token to unregister it with.
     pub fn register(&self, fd: BorrowedFd<'_>, handler: Handler) -> RsmResult<u64> {
+        let token = self.reserve(handler);
+        self.watch(fd, token)?;
+        Ok(token)
+    }
+
+    /// The first half of `register`: a token for `handler`, no system
+    /// call. Until `watch`, nothing is reported for it.
+    pub fn reserve(&self, handler: Handler) -> u64 {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         self.handlers.lock().insert(token, handler);
+        token
+    }
+
+    /// The second half of `register`: starts watching `fd` for the
+    /// reserved `token`. On failure the token is released.
+    pub fn watch(&self, fd: BorrowedFd<'_>, token: u64) -> RsmResult<()> {
         let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token);
         if let Err(e) = self.epoll.add(fd, event) {
             self.handlers.lock().remove(&token);
             return Err(RsmError::from_alloc_errno(e as i32));
         }
         super::fork::track(fd.as_raw_fd());
-        Ok(token)
+        Ok(())
+    }
+
+    /// Releases a reserved token that was never watched.
+    pub fn release(&self, token: u64) {
+        self.handlers.lock().remove(&token);
     }
 
     /// Stops watching; call before closing the descriptor.

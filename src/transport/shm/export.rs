@@ -347,20 +347,27 @@ impl ShmExport {
             down_write.as_raw_fd(),
         ]);
         // The importer joins the hub before it hears back, so a post made
-        // after its connect returns reaches it. The agent cannot act on the
-        // token before we let go of the state lock.
-        let Ok(token) = agent.register(fd.as_fd(), Handler::Importer(Arc::downgrade(self))) else {
-            return;
-        };
+        // after its connect returns reaches it. The agent watches its
+        // socket only after the reply (off the importer's wait); a hang-up
+        // meanwhile is reported then, epoll being level-triggered.
+        let token = agent.reserve(Handler::Importer(Arc::downgrade(self)));
         self.link(token, channel);
         state.handed_out |= pass.is_some();
         if !send_reply(&fd, reply, &fds) {
-            agent.unregister(token, fd.as_fd());
+            agent.release(token);
             self.unlink(token);
             return;
         }
         drop(read_only);
         drop(handout);
+        if agent.watch(fd.as_fd(), token).is_err() {
+            // Unwatched, its departure would go unnoticed: end it now, so
+            // the importer sees a forced disconnect.
+            // SAFETY: shutdown on a socket we own.
+            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+            self.unlink(token);
+            return;
+        }
         let info = ImporterInfo {
             pid: cred.pid() as u32,
             uid: cred.uid(),
