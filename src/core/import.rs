@@ -10,7 +10,7 @@ use crate::transport::ImportPort;
 use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 /// How the segment is mapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub struct ImportSegment {
     pub perm: u32,
     port: Box<dyn ImportPort>,
     /// The library's mapping of the whole segment for get/put.
-    data: Option<(usize, usize)>,
+    data: OnceLock<Option<(usize, usize)>>,
     /// `MODE_EXPLICIT` or `MODE_IMPLICIT`.
     mode: AtomicU32,
     /// Identity (address) of the current barrier; 0 for none.
@@ -72,10 +72,9 @@ pub fn connect(ctrl: usize, node: u32, segid: u32, perm: u32) -> RsmResult<usize
     let port = controller
         .transport
         .connect(controller.local_node, node, segid, perm)?;
-    let data = port.data();
     let segment = ImportSegment {
         perm,
-        data,
+        data: OnceLock::new(),
         mode: AtomicU32::new(MODE_IMPLICIT),
         barrier: AtomicUsize::new(0),
         live: AtomicBool::new(true),
@@ -262,12 +261,24 @@ fn locate(seg: &ImportSegment, offset: i64, bytes: usize, need: u32) -> RsmResul
     if seg.perm & need == 0 {
         return Err(RsmError::PermDenied);
     }
-    let (base, size) = seg.data.ok_or(RsmError::PermDenied)?;
+    let data = match seg.data.get() {
+        Some(data) => *data,
+        None => first_data(seg)?,
+    };
+    let (base, size) = data.ok_or(RsmError::PermDenied)?;
     let offset = usize::try_from(offset).map_err(|_| RsmError::BadOffset)?;
     if offset.checked_add(bytes).is_none_or(|end| end > size) {
         return Err(RsmError::BadOffset);
     }
     Ok(base + offset)
+}
+
+/// The data mapping on a segment's first get/put (the transport makes it
+/// once; racing threads get the same).
+#[cold]
+fn first_data(seg: &ImportSegment) -> RsmResult<Option<(usize, usize)>> {
+    let data = seg.port.data()?;
+    Ok(*seg.data.get_or_init(|| data))
 }
 
 /// The end of an implicit-mode access: a full fence (the barrier's close)

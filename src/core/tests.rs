@@ -210,8 +210,8 @@ impl ImportPort for FakeImport {
     fn aborted(&self) -> bool {
         self.aborted.load(Ordering::Relaxed)
     }
-    fn data(&self) -> Option<(usize, usize)> {
-        None
+    fn data(&self) -> RsmResult<Option<(usize, usize)>> {
+        Ok(None)
     }
     fn generation(&self) -> u32 {
         u32::from(self.aborted())

@@ -168,9 +168,10 @@ pub trait ImportPort: Signals {
     fn aborted(&self) -> bool;
     /// The library's own mapping of the whole segment for get/put, with the
     /// granted protection: `(address, segment length)`; `None` without
-    /// rights. Stays mapped (on anonymous memory after a forced
-    /// disconnect) for as long as the port lives.
-    fn data(&self) -> Option<(usize, usize)>;
+    /// rights. Made by the first call; the same on every call after, and
+    /// mapped (on anonymous memory after a forced disconnect) for as long
+    /// as the port lives.
+    fn data(&self) -> RsmResult<Option<(usize, usize)>>;
     /// Counts forced disconnects: 0 at connect.
     fn generation(&self) -> u32;
     /// Ends the connection now (the exporter sees the importer leave and

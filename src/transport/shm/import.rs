@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 struct Mapping {
@@ -44,8 +44,10 @@ pub struct ShmImport {
     /// Bumped on a forced disconnect, after the mappings are re-pointed.
     generation: AtomicU32,
     /// The library's own whole-segment mapping for get/put (DESIGN.md 5.5),
-    /// with the granted protection; lives as long as this import.
-    data: Option<Mapping>,
+    /// with the granted protection; made by the first get/put (a program
+    /// that only maps, or only signals, never pays for it) and kept as
+    /// long as this import. Set under the state lock.
+    data: OnceLock<Mapping>,
     state: Mutex<State>,
     /// Signals both ways (channel.rs).
     channel: Channel,
@@ -56,7 +58,7 @@ pub struct ShmImport {
 
 impl Drop for ShmImport {
     fn drop(&mut self) {
-        if let Some(m) = self.data.as_ref() {
+        if let Some(m) = self.data.get() {
             // SAFETY: our own mapping; no reference to it outlives `self`.
             unsafe { libc::munmap(m.addr as *mut _, m.len) };
         }
@@ -272,32 +274,6 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
         },
         _ => return fail(RsmError::InternalError),
     };
-    let data = match memfd.as_ref() {
-        Some(fd) if size > 0 => {
-            let len = page_round(size);
-            // SAFETY: a fresh shared mapping of the segment descriptor,
-            // where the kernel chooses; the protection is what was granted.
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    prot_of(reply.rights),
-                    libc::MAP_SHARED,
-                    fd.as_raw_fd(),
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-                return fail(RsmError::from_alloc_errno(e));
-            }
-            Some(Mapping {
-                addr: p as usize,
-                len,
-            })
-        }
-        _ => None,
-    };
     let import = Arc::new(ShmImport {
         sock,
         token: AtomicU64::new(0),
@@ -305,7 +281,7 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
         rights: reply.rights,
         aborted: AtomicBool::new(false),
         generation: AtomicU32::new(0),
-        data,
+        data: OnceLock::new(),
         state: Mutex::new(State {
             memfd,
             mapping: None,
@@ -340,7 +316,7 @@ impl ShmImport {
         if let Some(m) = state.mapping.as_ref() {
             trash(m);
         }
-        if let Some(m) = self.data.as_ref() {
+        if let Some(m) = self.data.get() {
             trash(m);
         }
         // After the re-pointing: a get/put that may have touched the trash
@@ -546,8 +522,41 @@ impl ImportPort for ShmImportPort {
         self.0.aborted.load(Ordering::Acquire)
     }
 
-    fn data(&self) -> Option<(usize, usize)> {
-        self.0.data.as_ref().map(|m| (m.addr, self.0.size))
+    fn data(&self) -> RsmResult<Option<(usize, usize)>> {
+        if let Some(m) = self.0.data.get() {
+            return Ok(Some((m.addr, self.0.size)));
+        }
+        if self.0.rights == 0 || self.0.size == 0 {
+            return Ok(None);
+        }
+        let state = self.0.state.lock();
+        if let Some(m) = self.0.data.get() {
+            return Ok(Some((m.addr, self.0.size))); // another thread made it
+        }
+        let len = page_round(self.0.size);
+        // After a forced disconnect the memory is gone: anonymous pages
+        // stand in, as for a mapping re-pointed then (`trash`).
+        let (prot, flags, fd) = match state.memfd.as_ref() {
+            Some(fd) => (prot_of(self.0.rights), libc::MAP_SHARED, fd.as_raw_fd()),
+            None => (
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+            ),
+        };
+        // SAFETY: a fresh mapping where the kernel chooses, of the segment
+        // descriptor with the protection granted, or anonymous.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) };
+        if p == libc::MAP_FAILED {
+            let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            return Err(RsmError::from_alloc_errno(e));
+        }
+        let m = Mapping {
+            addr: p as usize,
+            len,
+        };
+        let _ = self.0.data.set(m);
+        Ok(Some((p as usize, self.0.size)))
     }
 
     fn generation(&self) -> u32 {
@@ -559,7 +568,7 @@ impl ImportPort for ShmImportPort {
         let mut state = self.0.state.lock();
         // Unshared, the mapping goes with `self` at once: no need to
         // re-point it first.
-        if let Some(m) = self.0.data.as_ref().filter(|_| shared) {
+        if let Some(m) = self.0.data.get().filter(|_| shared) {
             trash(m);
         }
         state.memfd = None;
