@@ -7,6 +7,7 @@
 #include <rsmapi.h>
 #include <poll.h>
 #include <pthread.h>
+#include <limits.h>
 #include <stdint.h>
 #include "common.h"
 
@@ -170,12 +171,53 @@ static void checks_in_order(rsmapi_controller_handle_t c)
     CHECK_RC(rsm_memseg_import_get_mode(ro, &mode), RSM_SUCCESS);
     CHECK(mode == RSM_BARRIER_MODE_EXPLICIT);
     CHECK_RC(rsm_memseg_import_get_mode(ro, NULL), RSMERR_BAD_ADDR);
+    CHECK_RC(rsm_memseg_import_get_mode(NULL, &mode), RSMERR_BAD_SEG_HNDL);
+    CHECK_RC(rsm_memseg_import_get_mode(NULL, NULL), RSMERR_BAD_SEG_HNDL); /* handle first */
     memset(out, 0, sizeof out);
     CHECK_RC(rsm_memseg_import_get64(ro, 128, out, 3), RSM_SUCCESS);
     CHECK(memcmp(in, out, sizeof in) == 0);
     CHECK_RC(rsm_memseg_import_put8(ro, 64, &mark, 1), RSMERR_PERM_DENIED);
     CHECK_RC(rsm_memseg_import_put(ro, 64, &mark, 1), RSMERR_PERM_DENIED);
     CHECK_RC(rsm_memseg_import_disconnect(ro), RSM_SUCCESS);
+
+    /* A write-only importer: its gets are RSMERR_PERM_DENIED (spec 4.6 step
+     * 7, before the barrier check of step 9), its puts work. */
+    rsm_memseg_import_handle_t wo;
+    CHECK_RC(rsm_memseg_import_connect(c, 0, e.id, RSM_PERM_WRITE, &wo), RSM_SUCCESS);
+    /* (still implicit mode, no barrier: the direction is checked first) */
+    CHECK_RC(rsm_memseg_import_get8(wo, 0, bytes, 1), RSMERR_PERM_DENIED);
+    CHECK_RC(rsm_memseg_import_set_mode(wo, RSM_BARRIER_MODE_EXPLICIT), RSM_SUCCESS);
+    memset(out, 0, sizeof out);
+    CHECK_RC(rsm_memseg_import_get(wo, 128, out, 8), RSMERR_PERM_DENIED);
+    CHECK_RC(rsm_memseg_import_get8(wo, 128, (uint8_t *)out, 1), RSMERR_PERM_DENIED);
+    CHECK_RC(rsm_memseg_import_get16(wo, 128, (uint16_t *)out, 1), RSMERR_PERM_DENIED);
+    CHECK_RC(rsm_memseg_import_get32(wo, 128, (uint32_t *)out, 1), RSMERR_PERM_DENIED);
+    CHECK_RC(rsm_memseg_import_get64(wo, 128, out, 1), RSMERR_PERM_DENIED);
+    CHECK(out[0] == 0); /* nothing was copied */
+    uint8_t wmark = 'W';
+    CHECK_RC(rsm_memseg_import_put8(wo, 66, &wmark, 1), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_get8(im, 66, bytes, 1), RSM_SUCCESS);
+    CHECK(bytes[0] == 'W');
+    CHECK_RC(rsm_memseg_import_disconnect(wo), RSM_SUCCESS);
+
+    /* A count whose byte length overflows is RSMERR_BAD_LENGTH, for every
+     * width (docs/compatibility.md; Solaris' was undefined). */
+    const ulong_t n16 = ULONG_MAX / 2 + 1, n32 = ULONG_MAX / 4 + 1, n64 = ULONG_MAX / 8 + 1;
+    CHECK_RC(rsm_memseg_import_get16(im, 0, (uint16_t *)words, n16), RSMERR_BAD_LENGTH);
+    CHECK_RC(rsm_memseg_import_get32(im, 0, (uint32_t *)words, n32), RSMERR_BAD_LENGTH);
+    CHECK_RC(rsm_memseg_import_get64(im, 0, words, n64), RSMERR_BAD_LENGTH);
+    CHECK_RC(rsm_memseg_import_put16(im, 0, (uint16_t *)words, n16), RSMERR_BAD_LENGTH);
+    CHECK_RC(rsm_memseg_import_put32(im, 0, (uint32_t *)words, n32), RSMERR_BAD_LENGTH);
+    CHECK_RC(rsm_memseg_import_put64(im, 0, words, n64), RSMERR_BAD_LENGTH);
+    CHECK_RC(rsm_memseg_import_get16(im, 2, (uint16_t *)words, ULONG_MAX), RSMERR_BAD_LENGTH);
+    CHECK_RC(rsm_memseg_import_put64(im, 8, words, ULONG_MAX), RSMERR_BAD_LENGTH);
+    /* Byte lengths past half the address space fit in a size_t but are no
+     * buffer's length: they once passed the bounds check and crashed. */
+    CHECK_RC(rsm_memseg_import_get(im, 1, bytes, (size_t)-1), RSMERR_BAD_LENGTH);
+    CHECK_RC(rsm_memseg_import_put(im, 1, bytes, (size_t)-1), RSMERR_BAD_LENGTH);
+    CHECK_RC(rsm_memseg_import_get(im, 4096, bytes, SIZE_MAX - 4095), RSMERR_BAD_LENGTH);
+    CHECK_RC(rsm_memseg_import_get64(im, 8, words, ULONG_MAX / 8), RSMERR_BAD_LENGTH);
+    CHECK_RC(rsm_memseg_import_put16(im, 2, (uint16_t *)words, ULONG_MAX / 2), RSMERR_BAD_LENGTH);
 
     /* Barriers: open state is tracked (Solaris never said NOT_OPENED). */
     CHECK_RC(rsm_memseg_import_close_barrier(&bar), RSMERR_BARRIER_NOT_OPENED);
@@ -186,9 +228,13 @@ static void checks_in_order(rsmapi_controller_handle_t c)
     CHECK_RC(rsm_memseg_import_close_barrier(&bar), RSM_SUCCESS);
     CHECK_RC(rsm_memseg_import_close_barrier(&bar), RSMERR_BARRIER_NOT_OPENED);
     CHECK_RC(rsm_memseg_import_open_barrier(NULL), RSMERR_BAD_BARRIER_PTR);
+    CHECK_RC(rsm_memseg_import_order_barrier(NULL), RSMERR_BAD_BARRIER_PTR);
+    CHECK_RC(rsm_memseg_import_close_barrier(NULL), RSMERR_BAD_BARRIER_PTR);
+    CHECK_RC(rsm_memseg_import_destroy_barrier(NULL), RSMERR_BAD_BARRIER_PTR);
     rsmapi_barrier_t never;
     memset(&never, 0, sizeof never);
     CHECK_RC(rsm_memseg_import_open_barrier(&never), RSMERR_BARRIER_UNINITIALIZED);
+    CHECK_RC(rsm_memseg_import_order_barrier(&never), RSMERR_BARRIER_UNINITIALIZED);
     CHECK_RC(rsm_memseg_import_close_barrier(&never), RSMERR_BARRIER_UNINITIALIZED);
     CHECK_RC(rsm_memseg_import_destroy_barrier(&never), RSMERR_BARRIER_UNINITIALIZED);
     CHECK_RC(rsm_memseg_import_destroy_barrier(&bar), RSM_SUCCESS);

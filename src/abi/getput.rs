@@ -25,7 +25,11 @@ fn local<T>(
         return Err(RsmError::BadMemAlignment);
     }
     let n = usize::try_from(n).map_err(|_| RsmError::BadLength)?;
-    n.checked_mul(das).ok_or(RsmError::BadLength)?;
+    // A Rust slice may not exceed isize::MAX bytes: longer is no valid
+    // length of any buffer (and must never reach slice construction).
+    n.checked_mul(das)
+        .filter(|&bytes| bytes <= isize::MAX as usize)
+        .ok_or(RsmError::BadLength)?;
     Ok(n)
 }
 

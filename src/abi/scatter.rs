@@ -55,6 +55,10 @@ unsafe fn vector(sg_io: *mut rsm_scat_gath_t, put: bool) -> RsmResult<()> {
             }
             _ => return Err(RsmError::BadSgio),
         };
+        // No buffer is longer than isize::MAX bytes (nor may a slice be).
+        if len > isize::MAX as usize {
+            return Err(RsmError::BadLength);
+        }
         base.checked_add(len).ok_or(RsmError::BadLength)?;
         let offset = i64::try_from(e.remote_offset).map_err(|_| RsmError::BadOffset)?;
         // SAFETY: `len` bytes at `base` are the caller's local memory, as
