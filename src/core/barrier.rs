@@ -50,6 +50,9 @@ pub fn order(b: &Barrier) -> RsmResult<()> {
     if !b.opened {
         return Err(RsmError::BarrierNotOpened);
     }
+    // The segment must still be a segment (a thread-local lookup, no
+    // shared lock): a barrier whose handle was overwritten is refused.
+    import::generation(b.seg)?;
     fence(Ordering::Release);
     Ok(())
 }
@@ -77,8 +80,9 @@ pub fn destroy(b: &mut Barrier) -> RsmResult<()> {
     if b.seg == 0 {
         return Err(RsmError::BarrierUninitialized);
     }
+    // Its segment must still be connected (as for open, order and close):
+    // after a disconnect the handle is stale like any other.
+    import::detach_barrier(b.seg)?;
     b.opened = false;
-    // A segment already disconnected has nothing left to clear.
-    let _ = import::detach_barrier(b.seg);
     Ok(())
 }
