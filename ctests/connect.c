@@ -4,7 +4,8 @@
  * every error rsm_memseg_import_connect documents, what keeps disconnect
  * from succeeding (a mapping, a pollfd), which ids publish accepts and how
  * they are unique per node, and the calls only the creating process may
- * make, with a rebind that a mapped importer follows.
+ * make, with a rebind that a mapped importer follows; and the argument
+ * checks of rsm_memseg_export_create and rsm_memseg_import_map, in order.
  */
 #define _GNU_SOURCE
 #include <rsmapi.h>
@@ -637,6 +638,175 @@ static void creator_rules(void)
     munmap(big, 2 * len);
 }
 
+/* E. rsm_memseg_export_create's checks in the order of spec 4.4: each call
+ * breaks the rule under test and every later one, so only the order makes
+ * the answer right. Flag bits other than the two defined are ignored. */
+static void create_arguments(void)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    /* Two segments' worth of memory, then read-only memory. */
+    char *buf = memory(3, 'c');
+    CHECK(mprotect(buf + 2 * len, len, PROT_READ) == 0);
+    rsm_memseg_export_handle_t s = (rsm_memseg_export_handle_t)0x1;
+    rsmapi_controller_handle_t gone, lo;
+    CHECK_RC(rsm_get_controller("loopback", &gone), RSM_SUCCESS);
+    CHECK_RC(rsm_release_controller(gone), RSM_SUCCESS);
+
+    /* 1. The controller: NULL, released, or not a controller. */
+    CHECK_RC(rsm_memseg_export_create(NULL, NULL, NULL, 0, 0), RSMERR_BAD_CTLR_HNDL);
+    CHECK_RC(rsm_memseg_export_create(gone, &s, buf + 1, 0, 0), RSMERR_BAD_CTLR_HNDL);
+    CHECK_RC(rsm_memseg_export_create((rsmapi_controller_handle_t)0x1234, &s, buf, len, 0),
+             RSMERR_BAD_CTLR_HNDL);
+    CHECK(s == (rsm_memseg_export_handle_t)0x1); /* not touched before step 2 */
+    /* 2. The out-pointer; a bad non-NULL one is RSMERR_BAD_ADDR here. */
+    CHECK_RC(rsm_memseg_export_create(ctrl, NULL, NULL, 0, 0), RSMERR_BAD_SEG_HNDL);
+    CHECK_RC(rsm_memseg_export_create(ctrl, (rsm_memseg_export_handle_t *)0x10, buf, len, 0),
+             RSMERR_BAD_ADDR);
+    /* 3. The address; from here on *memseg is NULL on error. */
+    CHECK_RC(rsm_memseg_export_create(ctrl, &s, NULL, 0, 0), RSMERR_BAD_ADDR);
+    CHECK(s == NULL);
+    /* 4. Length 0, before alignment. */
+    s = (rsm_memseg_export_handle_t)0x1;
+    CHECK_RC(rsm_memseg_export_create(ctrl, &s, buf + 1, 0, 0), RSMERR_BAD_LENGTH);
+    CHECK(s == NULL);
+    /* 5. Address or length not a multiple of the system page size. */
+    CHECK_RC(rsm_memseg_export_create(ctrl, &s, buf + 1, len + 1, 0), RSMERR_BAD_MEM_ALIGNMENT);
+    CHECK_RC(rsm_memseg_export_create(ctrl, &s, buf + pg / 2, len, 0), RSMERR_BAD_MEM_ALIGNMENT);
+    CHECK_RC(rsm_memseg_export_create(ctrl, &s, buf, len + 1, 0), RSMERR_BAD_MEM_ALIGNMENT);
+    CHECK_RC(rsm_memseg_export_create(ctrl, &s, buf, pg / 2, 0), RSMERR_BAD_MEM_ALIGNMENT);
+    /* 6. Longer than the controller's maximum: RSMERR_BAD_LENGTH, before the
+     * memory is looked at; except on loopback, which skips the check (spec
+     * 4.4) and so finds the read-only memory after `buf`
+     * (RSMERR_PERM_DENIED, from the page lock on Solaris). */
+    rsmapi_controller_attr_t attr;
+    CHECK_RC(rsm_get_controller_attr(ctrl, &attr), RSM_SUCCESS);
+    size_t big = (attr.attr_max_export_segment_size / pg + 1) * pg;
+    CHECK_RC(rsm_memseg_export_create(ctrl, &s, buf, big, 0), RSMERR_BAD_LENGTH);
+    CHECK_RC(rsm_get_controller("loopback", &lo), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_create(lo, &s, buf, big, 0), RSMERR_PERM_DENIED);
+    CHECK(s == NULL);
+    /* None of them took the memory: it is still private and whole. */
+    CHECK(all(buf, 2 * len, 'c'));
+    /* 7. Flags: unknown bits are not checked, as on Solaris. */
+    CHECK_RC(rsm_memseg_export_create(ctrl, &s, buf, len, 0xFFFFFFF0u), RSM_SUCCESS);
+    CHECK(s != NULL);
+    CHECK_RC(rsm_memseg_export_destroy(s), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_create(lo, &s, buf, 2 * len,
+                                      RSM_ALLOW_REBIND | RSM_CREATE_SEG_DONTWAIT),
+             RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_destroy(s), RSM_SUCCESS);
+    CHECK_RC(rsm_release_controller(lo), RSM_SUCCESS);
+    CHECK(all(buf, 2 * len, 'c'));
+    munmap(buf, 3 * len);
+}
+
+/* E. rsm_memseg_import_map's checks in the order of spec 4.5, by an
+ * importer process: handle, address, already mapped, perm, length,
+ * bounds, offset alignment, RSM_MAP_FIXED alignment, then the rights the
+ * connect granted. Pages of the segment hold 'A', 'B', 'C', 'D'. */
+static void map_arguments(void)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    char *buf = memory(1, 0);
+    for (size_t i = 0; i < len; i++) buf[i] = (char)('A' + i / pg);
+    rsm_memseg_export_handle_t seg;
+    rsm_memseg_id_t id = next_id();
+    CHECK_RC(rsm_memseg_export_create(ctrl, &seg, buf, len, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
+    pid_t pid = child();
+    if (pid == 0) {
+        rsm_memseg_import_handle_t im, ro;
+        char *a = NULL, *b = NULL;
+        CHECK_RC(rsm_memseg_import_connect(ctrl, 0, id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+        /* 1-2. Handle, then the address pointer. */
+        CHECK_RC(rsm_memseg_import_map(NULL, NULL, RSM_MAP_NONE, 0700, 1, 0), RSMERR_BAD_SEG_HNDL);
+        CHECK_RC(rsm_memseg_import_map(im, NULL, RSM_MAP_NONE, 0700, 1, 0), RSMERR_BAD_ADDR);
+        CHECK_RC(rsm_memseg_import_map(im, (void **)0x10, RSM_MAP_FIXED, RSM_PERM_RDWR, 0, len),
+                 RSMERR_BAD_ADDR);
+        /* 5. perm above 0600, before the length. */
+        rsm_permission_t bad_perms[] = {0700, 0601, 0777, 01000};
+        for (size_t i = 0; i < sizeof bad_perms / sizeof bad_perms[0]; i++)
+            CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, bad_perms[i], 1, 0),
+                     RSMERR_BAD_PERMS);
+        /* 6. Length 0, before the bounds and the offset's alignment. */
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR, 1, 0),
+                 RSMERR_BAD_LENGTH);
+        /* 7. The window must lie in the segment; checked before alignment. */
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR, 0, len + 1),
+                 RSMERR_BAD_LENGTH);
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR, (off_t)pg,
+                                       len),
+                 RSMERR_BAD_LENGTH);
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR, (off_t)len,
+                                       1),
+                 RSMERR_BAD_LENGTH);
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR, 1, len),
+                 RSMERR_BAD_LENGTH);
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR,
+                                       -(off_t)pg, pg),
+                 RSMERR_BAD_OFFSET);
+        /* 8. The offset is page-aligned. */
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR, 1, pg),
+                 RSMERR_BAD_MEM_ALIGNMENT);
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR,
+                                       (off_t)(pg / 2), pg),
+                 RSMERR_BAD_MEM_ALIGNMENT);
+        /* 9. RSM_MAP_FIXED needs a page-aligned *address. */
+        char *area = mmap(NULL, 2 * len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(area != MAP_FAILED);
+        a = area + 1;
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_FIXED, RSM_PERM_RDWR, 0, pg),
+                 RSMERR_BAD_MEM_ALIGNMENT);
+        CHECK(a == area + 1);
+        /* None of them mapped anything. */
+        CHECK_RC(rsm_memseg_import_unmap(im), RSMERR_SEG_NOT_MAPPED);
+
+        /* A window: page 1, a length that is not a page multiple. */
+        a = NULL;
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_READ, (off_t)pg,
+                                       pg / 2 + 1),
+                 RSM_SUCCESS);
+        CHECK(a && a[0] == 'B' && a[pg / 2] == 'B');
+        /* 3. Already mapped: before perm, length and bounds. */
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&b, RSM_MAP_NONE, 0700, 1, 0),
+                 RSMERR_SEG_ALREADY_MAPPED);
+        CHECK(b == NULL);
+        CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_unmap(im), RSMERR_SEG_NOT_MAPPED);
+
+        /* RSM_MAP_FIXED at an aligned address maps exactly there. */
+        a = area + pg;
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_FIXED, RSM_PERM_RDWR,
+                                       (off_t)(2 * pg), pg),
+                 RSM_SUCCESS);
+        CHECK(a == area + pg);
+        if (a == area + pg) {
+            CHECK(a[0] == 'C' && a[pg - 1] == 'C');
+            a[1] = 'w'; /* seen by the exporter */
+        }
+        CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+
+        /* 10. Rights beyond the connect's: RSMERR_BAD_PERMS. */
+        CHECK_RC(rsm_memseg_import_connect(ctrl, 0, id, RSM_PERM_READ, &ro), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_map(ro, (void **)&b, RSM_MAP_NONE, RSM_PERM_RDWR, 0, len),
+                 RSMERR_BAD_PERMS);
+        CHECK_RC(rsm_memseg_import_map(ro, (void **)&b, RSM_MAP_NONE, RSM_PERM_WRITE, 0, len),
+                 RSMERR_BAD_PERMS);
+        CHECK_RC(rsm_memseg_import_map(ro, (void **)&b, RSM_MAP_NONE, RSM_PERM_READ, 0, len),
+                 RSM_SUCCESS);
+        CHECK(b && b[0] == 'A' && b[3 * pg] == 'D' && b[2 * pg + 1] == 'w');
+        CHECK_RC(rsm_memseg_import_unmap(ro), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_disconnect(ro), RSM_SUCCESS);
+        munmap(area, 2 * len);
+        child_exit();
+    }
+    check_child(pid, "import_map arguments");
+    CHECK(buf[2 * pg + 1] == 'w' && buf[2 * pg] == 'C' && buf[0] == 'A');
+    CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
+    munmap(buf, len);
+}
+
 int main(void)
 {
     len = 4 * (size_t)sysconf(_SC_PAGESIZE);
@@ -664,6 +834,8 @@ int main(void)
     not_published(); /* unpublishes e_main, ends e_exit */
     segment_ids();   /* ends e_busy */
     creator_rules();
+    create_arguments();
+    map_arguments();
 
     stop_exporter(&e_main, "exporter on node 0");
     stop_exporter(&e_acl, "exporter with an ACL");

@@ -32,6 +32,34 @@ static void bad_config(void)
     CHECK(t == NULL);
 }
 
+/* The same, with RSM_DEBUG on: the trace file gives the reason, in the
+ * words of the library's message (README "Configuration"). */
+static char trace_path[64];
+static const char *reason;
+
+static void bad_config_traced(void)
+{
+    setenv("RSM_DEBUG", "1", 1);
+    setenv("RSM_DEBUG_FILE", trace_path, 1);
+    unlink(trace_path);
+    bad_config();
+    FILE *f = fopen(trace_path, "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    char want[256];
+    snprintf(want, sizeof want, "librsm[%d]: %s", (int)getpid(), reason);
+    CHECK(strstr(buf, want) != NULL);
+    if (!strstr(buf, want)) fprintf(stderr, "controller: trace lacks \"%s\":\n%s", want, buf);
+    /* and the calls it refused, with their code */
+    CHECK(strstr(buf, "rsm_get_controller(name=") != NULL);
+    CHECK(strstr(buf, "= 44 RSMERR_BAD_CONF") != NULL);
+    unlink(trace_path);
+}
+
 static void configured_controller(void)
 {
     rsmapi_controller_handle_t a = NULL, b = NULL;
@@ -43,8 +71,6 @@ static void configured_controller(void)
     CHECK_RC(rsm_release_controller(a), RSM_SUCCESS);
     CHECK_RC(rsm_release_controller(a), RSMERR_BAD_CTLR_HNDL);
 }
-
-static char trace_path[64];
 
 static void traced(void)
 {
@@ -68,6 +94,7 @@ static void traced(void)
 
 int main(void)
 {
+    snprintf(trace_path, sizeof trace_path, "/tmp/rsm-ctest-trace-%d", (int)getpid());
     /* Configuration is read once, on first use: these cases run in children
      * before this process calls the library. */
     in_child("bad RSM_NODE_ID", bad_config, "RSM_NODE_ID", "abc", NULL, NULL);
@@ -85,9 +112,21 @@ int main(void)
     CHECK(fd >= 0 && write(fd, "node_id = 4\nbogus\n", 18) == 18);
     close(fd);
     in_child("malformed config", bad_config, "RSM_CONFIG", conf, NULL, NULL);
+    reason = "config: line 2: expected key = value: \"bogus\"";
+    in_child("malformed config, traced", bad_config_traced, "RSM_CONFIG", conf, NULL, NULL);
+    fd = open(conf, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0 && write(fd, "node_id = 99\n", 13) == 13);
+    close(fd);
+    reason = "config: line 1: node ids are 0..=63: \"node_id = 99\"";
+    in_child("node id out of range in the file, traced", bad_config_traced, "RSM_CONFIG", conf,
+             NULL, NULL);
     unlink(conf);
+    reason = "config: RSM_NODE_ID=\"abc\": not a decimal number";
+    in_child("bad RSM_NODE_ID, traced", bad_config_traced, "RSM_NODE_ID", "abc", NULL, NULL);
+    reason = "config: cannot read /nonexistent/rsm.conf: ";
+    in_child("missing RSM_CONFIG, traced", bad_config_traced, "RSM_CONFIG",
+             "/nonexistent/rsm.conf", NULL, NULL);
 
-    snprintf(trace_path, sizeof trace_path, "/tmp/rsm-ctest-trace-%d", (int)getpid());
     in_child("RSM_DEBUG trace", traced, "RSM_DEBUG", "1", "RSM_DEBUG_FILE", trace_path);
     unlink(trace_path);
 

@@ -7,7 +7,8 @@
  * open a flood of connections that they keep open. Meanwhile a legitimate
  * importer connects, maps, checks, unmaps and disconnects through the
  * library, again and again. Counted, not timed: every legitimate connect
- * succeeds (retrying only when the library dropped it under the flood),
+ * succeeds (retrying only when the library dropped it under the flood:
+ * fewer retries in all than rounds, at most MAX_STALL for one connect),
  * the exporter is alive and serves connects afterwards, its descriptors
  * return to their starting number, and no raw client ever gets write
  * access it was not granted.
@@ -31,6 +32,7 @@
 #define SILENT 8       /* connections that never send anything */
 #define JUNKERS 3      /* processes sending bad packets in a loop */
 #define MAX_RETRIES 1000 /* 5 s of retries per connect, a safety net */
+#define MAX_STALL 20   /* retries one legitimate connect may need (0.1 s) */
 
 static char fabric[64];
 static rsm_memseg_id_t seg_id;
@@ -213,6 +215,11 @@ static pid_t start_legit(int rounds_from, int rounds, int during_attack)
             printf("hostile: %d of %d legitimate rounds succeeded during the attack; "
                    "connect retries: %d in all, at most %d for one connect\n",
                    ok, rounds, retries, most);
+            /* The attack may cost a legitimate importer a retry now and
+             * then, never a stall: fewer retries in all than rounds, and
+             * no connect retried more than MAX_STALL times. */
+            CHECK(retries < rounds);
+            CHECK(most <= MAX_STALL);
         } else {
             CHECK(retries == 0); /* nothing left to be dropped by */
         }

@@ -1,15 +1,18 @@
 /*
  * True sharing of the exporter's own memory (DESIGN.md 5.2) and forced
- * disconnect (spec 5.2): after export_create on valloc, posix_memalign or
- * mmap memory, the exporter's pointer and an importer's mapping in another
- * process are the same bytes; destroy gives the exporter its data back
- * privately; unpublish, destroy, exporter exit and SIGKILL never crash an
- * importer, whose mapping keeps working (on anonymous memory) while map
- * then reports RSMERR_CONN_ABORTED and disconnect still succeeds.
+ * disconnect (spec 5.2): after export_create on valloc, posix_memalign,
+ * mmap or (page-aligned) malloc memory, the exporter's pointer and an
+ * importer's mapping in another process are the same bytes; destroy gives
+ * the exporter its data back privately; unpublish, destroy, exporter exit
+ * and SIGKILL never crash an importer, whose mapping keeps working (on
+ * anonymous memory) while map then reports RSMERR_CONN_ABORTED and
+ * disconnect still succeeds. The loopback controller shares the same way,
+ * within this node only.
  */
 #define _GNU_SOURCE
 #include <rsmapi.h>
 #include <poll.h>
+#include <stdint.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include "common.h"
@@ -45,15 +48,27 @@ static int backed_by_segment(void *addr)
     return found;
 }
 
-static char *alloc(int kind)
+/* The kinds of private memory a program exports: valloc, posix_memalign,
+ * anonymous mmap, and plain malloc rounded up to a page boundary. */
+#define KINDS 4
+static const char *kind_names[KINDS] = {"valloc", "posix_memalign", "mmap", "malloc"};
+
+/* Returns `LEN` page-aligned bytes of memory of `kind`; `*raw` is what to
+ * give back to free() or munmap(). */
+static char *alloc(int kind, void **raw)
 {
     void *p = NULL;
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
     switch (kind) {
-    case 0: p = valloc(LEN); break;
-    case 1: if (posix_memalign(&p, 4096, LEN)) p = NULL; break;
-    default:
-        p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) p = NULL;
+    case 0: p = *raw = valloc(LEN); break;
+    case 1: if (posix_memalign(raw, 4096, LEN)) *raw = NULL; p = *raw; break;
+    case 2:
+        p = *raw = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) p = *raw = NULL;
+        break;
+    default: /* the heap: whole pages inside one malloc'd block */
+        *raw = malloc(LEN + pg);
+        p = *raw ? (void *)(((uintptr_t)*raw + pg - 1) & ~(uintptr_t)(pg - 1)) : NULL;
     }
     return p;
 }
@@ -61,8 +76,10 @@ static char *alloc(int kind)
 /* The exporter and an importer write to each other through one segment. */
 static void sharing(int kind)
 {
-    char *buf = alloc(kind);
+    void *raw = NULL;
+    char *buf = alloc(kind, &raw);
     CHECK(buf != NULL);
+    if (!buf) return;
     memset(buf, 'a' + kind, LEN);
     rsm_memseg_id_t id = next_id();
     int to_child[2], to_parent[2];
@@ -103,7 +120,7 @@ static void sharing(int kind)
     CHECK(buf[1] == 'I'); /* the importer's store, through our own pointer */
     buf[2] = 'E';
     step(to_child[1]);
-    check_child(pid, "importer");
+    check_child(pid, kind_names[kind]);
     CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
     CHECK(buf[1] == 'I' && buf[2] == 'E' && buf[3] == 'a' + kind); /* data stays ours */
     CHECK(!backed_by_segment(buf));
@@ -111,7 +128,83 @@ static void sharing(int kind)
     CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
     close(to_child[1]);
     close(to_parent[0]);
-    if (kind == 2) munmap(buf, LEN); else free(buf);
+    if (kind == 2) munmap(raw, LEN); else free(raw);
+}
+
+/* The loopback controller (spec 5.6) reaches only this node: an exporter
+ * and an importer process of this node share the exporter's memory through
+ * it, in both directions, by mapping and by get/put; its ACL may name only
+ * this node, once; a connect to another node is RSMERR_CTLR_NOT_PRESENT. */
+static void loopback_sharing(void)
+{
+    char *buf = valloc(LEN);
+    CHECK(buf != NULL);
+    if (!buf) return;
+    memset(buf, 'l', LEN);
+    rsm_memseg_id_t id = next_id();
+    int to_child[2], to_parent[2];
+    CHECK(pipe(to_child) == 0 && pipe(to_parent) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        passed = failed = 0;
+        alarm(20);
+        close(to_child[1]);
+        close(to_parent[0]);
+        wait_step(to_child[0]);
+        rsmapi_controller_handle_t lo;
+        rsm_memseg_import_handle_t im = (rsm_memseg_import_handle_t)0x1;
+        char *a = NULL;
+        CHECK_RC(rsm_get_controller("loopback", &lo), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_connect(lo, 1, id, RSM_PERM_RDWR, &im),
+                 RSMERR_CTLR_NOT_PRESENT);
+        CHECK(im == NULL);
+        CHECK_RC(rsm_memseg_import_connect(lo, 0, id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR, 0, LEN),
+                 RSM_SUCCESS);
+        CHECK(a && a[0] == 'l' && a[LEN - 1] == 'l');
+        if (a) a[1] = 'I'; /* a store through the mapping */
+        uint8_t put = 'P', got = 0;
+        CHECK_RC(rsm_memseg_import_set_mode(im, RSM_BARRIER_MODE_EXPLICIT), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_put8(im, 3, &put, 1), RSM_SUCCESS);
+        step(to_parent[1]);
+        wait_step(to_child[0]);
+        CHECK(a && a[2] == 'E'); /* the exporter's store, in our mapping */
+        CHECK_RC(rsm_memseg_import_get8(im, 4, &got, 1), RSM_SUCCESS);
+        CHECK(got == 'F');
+        CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+        CHECK_RC(rsm_release_controller(lo), RSM_SUCCESS);
+        child_exit();
+    }
+    close(to_child[0]);
+    close(to_parent[1]);
+    rsmapi_controller_handle_t lo;
+    rsm_memseg_export_handle_t seg;
+    CHECK_RC(rsm_get_controller(NULL, &lo), RSM_SUCCESS); /* NULL: loopback */
+    CHECK_RC(rsm_memseg_export_create(lo, &seg, buf, LEN, 0), RSM_SUCCESS);
+    rsmapi_access_entry_t other_node[] = {{1, 0666}};
+    rsmapi_access_entry_t twice[] = {{0, 0666}, {0, 0666}};
+    rsmapi_access_entry_t this_node[] = {{0, 0666}};
+    rsm_memseg_id_t asked = id;
+    CHECK_RC(rsm_memseg_export_publish(seg, &asked, other_node, 1), RSMERR_BAD_ACL);
+    CHECK_RC(rsm_memseg_export_publish(seg, &asked, twice, 2), RSMERR_BAD_ACL);
+    CHECK_RC(rsm_memseg_export_publish(seg, &asked, this_node, 1), RSM_SUCCESS);
+    CHECK(asked == id);
+    step(to_child[1]);
+    wait_step(to_parent[0]);
+    CHECK(buf[1] == 'I' && buf[3] == 'P'); /* the importer's stores, in our memory */
+    buf[2] = 'E';
+    buf[4] = 'F';
+    step(to_child[1]);
+    check_child(pid, "importer through loopback");
+    CHECK_RC(rsm_memseg_export_unpublish(seg), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
+    CHECK(buf[1] == 'I' && buf[2] == 'E' && buf[5] == 'l'); /* data stays ours */
+    CHECK(!backed_by_segment(buf));
+    CHECK_RC(rsm_release_controller(lo), RSM_SUCCESS);
+    close(to_child[1]);
+    close(to_parent[0]);
+    free(buf);
 }
 
 enum how { UNPUBLISH, DESTROY, EXIT, KILL };
@@ -414,7 +507,8 @@ int main(int argc, char **argv)
     char fabric[64];
     snprintf(fabric, sizeof fabric, "ctest-share-%d", (int)getpid());
     setenv("RSM_FABRIC", fabric, 1);
-    for (int kind = 0; kind < 3; kind++) sharing(kind);
+    for (int kind = 0; kind < KINDS; kind++) sharing(kind);
+    loopback_sharing();
     for (int how = UNPUBLISH; how <= KILL; how++) forced((enum how)how);
     importer_death(0);
     importer_death(1);
