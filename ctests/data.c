@@ -27,6 +27,40 @@ struct exporter {
     rsm_memseg_id_t id;
 };
 
+/* The exporter's body, in a process of its own (see start_exporter). */
+static void exporter_main(int cmd, int ack, rsm_memseg_id_t id)
+{
+    char *buf = valloc(LEN);
+    memset(buf, 'e', LEN);
+    rsmapi_controller_handle_t c;
+    rsm_memseg_export_handle_t seg;
+    CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_create(c, &seg, buf, LEN, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
+    char b = 'r';
+    CHECK(write(ack, &b, 1) == 1);
+    while (read(cmd, &b, 1) == 1) {
+        if (b == 'u') CHECK_RC(rsm_memseg_export_unpublish(seg), RSM_SUCCESS);
+        if (b == 'd') CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
+        if (b == 'x') break;
+        if (b == 'p') { /* count signal posts: wait for n, then drain */
+            char want = 0;
+            CHECK(read(cmd, &want, 1) == 1);
+            int got = 0;
+            while (got < want && rsm_intr_signal_wait(seg, 5000) == RSM_SUCCESS) got++;
+            while (rsm_intr_signal_wait(seg, 0) == RSM_SUCCESS) got++;
+            b = (char)got;
+        }
+        /* 'v': report what the importer stored at offset 64 */
+        if (b == 'v') b = buf[64];
+        CHECK(write(ack, &b, 1) == 1);
+    }
+    child_exit();
+}
+
+/* The exporter runs as a fresh program (this one, re-executed): a child
+ * forked from a process whose library threads may hold allocator locks
+ * (ASan's, for one) could block on them forever. */
 static struct exporter start_exporter(void)
 {
     struct exporter e = {0, -1, -1, next_id()};
@@ -35,35 +69,14 @@ static struct exporter start_exporter(void)
     fflush(stdout); /* or the child would print our buffered lines again */
     e.pid = fork();
     if (e.pid == 0) {
-        passed = failed = 0;
         close(cmd[1]);
         close(ack[0]);
-        char *buf = valloc(LEN);
-        memset(buf, 'e', LEN);
-        rsmapi_controller_handle_t c;
-        rsm_memseg_export_handle_t seg;
-        CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
-        CHECK_RC(rsm_memseg_export_create(c, &seg, buf, LEN, 0), RSM_SUCCESS);
-        CHECK_RC(rsm_memseg_export_publish(seg, &e.id, NULL, 0), RSM_SUCCESS);
-        char b = 'r';
-        CHECK(write(ack[1], &b, 1) == 1);
-        while (read(cmd[0], &b, 1) == 1) {
-            if (b == 'u') CHECK_RC(rsm_memseg_export_unpublish(seg), RSM_SUCCESS);
-            if (b == 'd') CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
-            if (b == 'x') break;
-            if (b == 'p') { /* count signal posts: wait for n, then drain */
-                char want = 0;
-                CHECK(read(cmd[0], &want, 1) == 1);
-                int got = 0;
-                while (got < want && rsm_intr_signal_wait(seg, 5000) == RSM_SUCCESS) got++;
-                while (rsm_intr_signal_wait(seg, 0) == RSM_SUCCESS) got++;
-                b = (char)got;
-            }
-            /* 'v': report what the importer stored at offset 64 */
-            if (b == 'v') b = buf[64];
-            CHECK(write(ack[1], &b, 1) == 1);
-        }
-        child_exit();
+        char a[3][16];
+        snprintf(a[0], sizeof a[0], "%d", cmd[0]);
+        snprintf(a[1], sizeof a[1], "%d", ack[1]);
+        snprintf(a[2], sizeof a[2], "%u", (unsigned)e.id);
+        execl("/proc/self/exe", "data", "--exporter", a[0], a[1], a[2], (char *)NULL);
+        _exit(127);
     }
     close(cmd[0]);
     close(ack[1]);
@@ -517,8 +530,11 @@ static void vectors(rsmapi_controller_handle_t c)
     stop_exporter(&e);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "--exporter") == 0) {
+        exporter_main(atoi(argv[2]), atoi(argv[3]), (rsm_memseg_id_t)strtoul(argv[4], NULL, 10));
+    }
     char fabric[64];
     snprintf(fabric, sizeof fabric, "ctest-data-%d", (int)getpid());
     setenv("RSM_FABRIC", fabric, 1);
