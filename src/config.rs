@@ -19,6 +19,13 @@
 //! [controller shm1]      # another same-host controller
 //! type = shm
 //! fabric = lab2
+//!
+//! [controller ntb0]      # a memory window (DESIGN.md 6)
+//! type = window
+//! heartbeat_ms = 100     # how often a process beats
+//! heartbeat_misses = 10  # beats missed before a peer counts as dead
+//! node 0 = /dev/shm/rsm-ntb0-node0 0 8M   # path, offset, size
+//! node 1 = /sys/bus/pci/devices/0000:03:00.1/resource2_wc 0 64M
 //! ```
 
 use crate::error::{RsmError, RsmResult};
@@ -41,6 +48,17 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/rsm/rsm.conf";
 /// Default segment-id reservation file (spec 4.3).
 pub const DEFAULT_SEGMENTID_PATH: &str = "/etc/rsm/rsm.segmentid";
 
+/// Default for a window controller's `heartbeat_ms`.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
+/// Default for a window controller's `heartbeat_misses`.
+pub const DEFAULT_HEARTBEAT_MISSES: u32 = 10;
+/// Smallest window: the control area (docs/window-format.md) takes 640
+/// KiB, and segments need room after it.
+pub const MIN_WINDOW_SIZE: u64 = 1 << 20;
+/// Granule of window offsets and sizes in the file (the largest common
+/// page size; the window's own layout aligns to 64 KiB).
+pub const WINDOW_ALIGN: u64 = 4096;
+
 /// What kind of interconnect a configured controller is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControllerKind {
@@ -49,6 +67,42 @@ pub enum ControllerKind {
         /// Fabric name; processes see each other only within one fabric.
         fabric: String,
     },
+    /// Hosts that share memory windows (DESIGN.md 6): one window per node.
+    Window(WindowConfig),
+}
+
+/// Where one node's window is, as this host reaches it: a PCI BAR
+/// (`resourceN_wc` of an NTB, `resource2` of an ivshmem device) or a
+/// plain file (tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// The node that owns (exports from) this window.
+    pub node: NodeId,
+    /// The file to map.
+    pub path: String,
+    /// Where the window starts in the file.
+    pub offset: u64,
+    /// Its length.
+    pub size: u64,
+}
+
+/// A window controller: the nodes' windows and the liveness settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowConfig {
+    /// One per node, in increasing node order.
+    pub windows: Vec<WindowSpec>,
+    /// How often every process beats (milliseconds).
+    pub heartbeat_ms: u64,
+    /// How many of its own beats a process waits, seeing no beat of a
+    /// peer, before it counts the peer as dead.
+    pub heartbeat_misses: u32,
+}
+
+impl WindowConfig {
+    /// The window of `node`, if configured.
+    pub fn window(&self, node: NodeId) -> Option<&WindowSpec> {
+        self.windows.iter().find(|w| w.node == node)
+    }
 }
 
 /// A controller named in the config file.
@@ -187,11 +241,159 @@ fn positive(value: &str) -> Option<u64> {
     value.parse::<u64>().ok().filter(|&n| n > 0)
 }
 
+/// A number of bytes: decimal or `0x` hexadecimal, with an optional
+/// binary suffix `K`, `M` or `G`.
+fn parse_bytes(v: &str) -> Option<u64> {
+    let (digits, shift) = match v.as_bytes().last()? {
+        b'K' | b'k' => (&v[..v.len() - 1], 10),
+        b'M' | b'm' => (&v[..v.len() - 1], 20),
+        b'G' | b'g' => (&v[..v.len() - 1], 30),
+        _ => (v, 0),
+    };
+    let n = match digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            u64::from_str_radix(hex, 16).ok()?
+        }
+        Some(_) => return None,
+        None if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            digits.parse().ok()?
+        }
+        None => return None,
+    };
+    n.checked_mul(1 << shift)
+}
+
+/// A `node <id> = <path> <offset> <size>` line of a window controller.
+fn parse_window_line(id: &str, value: &str) -> Result<WindowSpec, String> {
+    let node = parse_node_id(id)?;
+    let fields: Vec<&str> = value.split_whitespace().collect();
+    let [path, offset, size] = fields[..] else {
+        return Err("expected node <id> = <path> <offset> <size>".into());
+    };
+    if !path.starts_with('/') {
+        return Err("the window path must be absolute".into());
+    }
+    let (Some(offset), Some(size)) = (parse_bytes(offset), parse_bytes(size)) else {
+        return Err("offset and size are numbers of bytes (suffix K, M or G)".into());
+    };
+    if offset % WINDOW_ALIGN != 0 || size % WINDOW_ALIGN != 0 {
+        return Err(format!(
+            "offset and size must be multiples of {WINDOW_ALIGN}"
+        ));
+    }
+    if size < MIN_WINDOW_SIZE {
+        return Err(format!("a window is at least {MIN_WINDOW_SIZE} bytes"));
+    }
+    if offset
+        .checked_add(size)
+        .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Err("offset + size is too large".into());
+    }
+    Ok(WindowSpec {
+        node,
+        path: path.to_string(),
+        offset,
+        size,
+    })
+}
+
+/// A `[controller]` section being read: keys are collected first, since
+/// `type` need not come first, and checked against the type at its end.
+struct Section {
+    name: String,
+    ty: Option<String>,
+    fabric: Option<(String, usize)>,
+    windows: Vec<(WindowSpec, usize)>,
+    heartbeat_ms: Option<(u64, usize)>,
+    heartbeat_misses: Option<(u32, usize)>,
+}
+
+impl Section {
+    fn new(name: String) -> Self {
+        Section {
+            name,
+            ty: None,
+            fabric: None,
+            windows: Vec::new(),
+            heartbeat_ms: None,
+            heartbeat_misses: None,
+        }
+    }
+
+    /// The controller, or why not (with the line of the offending key).
+    fn finish(self, default_fabric: &str) -> Result<ControllerConfig, String> {
+        let at = |line: usize, msg: &str| format!("line {line}: controller {}: {msg}", self.name);
+        let kind = match self.ty.as_deref() {
+            None => return Err(format!("controller {}: no type", self.name)),
+            Some("shm") => {
+                if let Some((_, line)) = self.windows.first() {
+                    return Err(at(*line, "node lines belong to type = window"));
+                }
+                if let Some((_, line)) = self.heartbeat_ms {
+                    return Err(at(line, "heartbeat_ms belongs to type = window"));
+                }
+                if let Some((_, line)) = self.heartbeat_misses {
+                    return Err(at(line, "heartbeat_misses belongs to type = window"));
+                }
+                ControllerKind::Shm {
+                    fabric: self
+                        .fabric
+                        .map_or_else(|| default_fabric.to_string(), |(f, _)| f),
+                }
+            }
+            Some(_) => {
+                if let Some((_, line)) = self.fabric {
+                    return Err(at(line, "a window controller has no fabric"));
+                }
+                if self.windows.is_empty() {
+                    return Err(format!(
+                        "controller {}: a window controller needs node <id> = <path> <offset> <size> lines",
+                        self.name
+                    ));
+                }
+                let mut windows: Vec<WindowSpec> = Vec::new();
+                for (w, line) in self.windows {
+                    if windows.iter().any(|o| o.node == w.node) {
+                        return Err(at(line, &format!("node {} named twice", w.node)));
+                    }
+                    let overlap = windows.iter().find(|o| {
+                        o.path == w.path
+                            && o.offset < w.offset + w.size
+                            && w.offset < o.offset + o.size
+                    });
+                    if let Some(o) = overlap {
+                        return Err(at(
+                            line,
+                            &format!("the window of node {} overlaps node {}'s", w.node, o.node),
+                        ));
+                    }
+                    windows.push(w);
+                }
+                windows.sort_by_key(|w| w.node);
+                ControllerKind::Window(WindowConfig {
+                    windows,
+                    heartbeat_ms: self.heartbeat_ms.map_or(DEFAULT_HEARTBEAT_MS, |(v, _)| v),
+                    heartbeat_misses: self
+                        .heartbeat_misses
+                        .map_or(DEFAULT_HEARTBEAT_MISSES, |(v, _)| v),
+                })
+            }
+        };
+        Ok(ControllerConfig {
+            name: self.name,
+            kind,
+        })
+    }
+}
+
 /// Parses the text of an RSM config file (the format the README documents).
 pub fn parse_file(text: &str) -> Result<Config, String> {
     let mut config = Config::default();
-    let mut section: Option<usize> = None; // index into controllers
-    let mut typed: Vec<bool> = Vec::new();
+    let mut section: Option<Section> = None;
     for (n, raw) in text.lines().enumerate() {
         let lineno = n + 1;
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -217,63 +419,79 @@ pub fn parse_file(text: &str) -> Result<Config, String> {
             if ty == "loopback" || canonical == "shm0" {
                 return Err(err("loopback and shm0 are built in"));
             }
-            if config.controllers.iter().any(|c| c.name == canonical) {
+            let named_before = config.controllers.iter().any(|c| c.name == canonical)
+                || section.as_ref().is_some_and(|s| s.name == canonical);
+            if named_before {
                 return Err(err("controller named twice"));
             }
-            config.controllers.push(ControllerConfig {
-                name: canonical,
-                kind: ControllerKind::Shm {
-                    fabric: config.fabric.clone(),
-                },
-            });
-            typed.push(false);
-            section = Some(config.controllers.len() - 1);
+            if let Some(done) = section.replace(Section::new(canonical)) {
+                config.controllers.push(done.finish(&config.fabric)?);
+            }
             continue;
         }
         let (key, value) = line
             .split_once('=')
             .ok_or_else(|| err("expected key = value"))?;
         let (key, value) = (key.trim(), value.trim());
-        match (section, key) {
-            (None, "node_id") => config.node_id = parse_node_id(value).map_err(|e| err(&e))?,
-            (None, "fabric") => {
-                config.fabric = parse_fabric(value).map_err(|e| err(&e))?;
-                // Controllers declared earlier keep the fabric they saw.
-            }
-            (None, "max_segments") => {
-                config.max_segments =
-                    positive(value).ok_or_else(|| err(&format!("{key} is a positive integer")))?
-            }
-            (None, "connect_timeout_ms") => {
-                config.connect_timeout_ms =
-                    positive(value).ok_or_else(|| err(&format!("{key} is a positive integer")))?
-            }
-            (None, "spin_us") => {
-                config.spin_us = Some(
-                    value
-                        .parse::<u64>()
-                        .map_err(|_| err(&format!("{key} is a number of microseconds")))?,
-                )
-            }
-            (Some(i), "type") => {
-                if value != "shm" {
-                    return Err(err("controller type must be shm"));
+        let Some(s) = section.as_mut() else {
+            match key {
+                "node_id" => config.node_id = parse_node_id(value).map_err(|e| err(&e))?,
+                "fabric" => config.fabric = parse_fabric(value).map_err(|e| err(&e))?,
+                "max_segments" => {
+                    config.max_segments = positive(value)
+                        .ok_or_else(|| err(&format!("{key} is a positive integer")))?
                 }
-                typed[i] = true;
+                "connect_timeout_ms" => {
+                    config.connect_timeout_ms = positive(value)
+                        .ok_or_else(|| err(&format!("{key} is a positive integer")))?
+                }
+                "spin_us" => {
+                    config.spin_us = Some(
+                        value
+                            .parse::<u64>()
+                            .map_err(|_| err(&format!("{key} is a number of microseconds")))?,
+                    )
+                }
+                _ => return Err(err("unknown key")),
             }
-            (Some(i), "fabric") => {
-                config.controllers[i].kind = ControllerKind::Shm {
-                    fabric: parse_fabric(value).map_err(|e| err(&e))?,
-                };
+            continue;
+        };
+        let mut words = key.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("type"), None, _) => {
+                if value != "shm" && value != "window" {
+                    return Err(err("controller type must be shm or window"));
+                }
+                if s.ty.replace(value.to_string()).is_some() {
+                    return Err(err("type given twice"));
+                }
+            }
+            (Some("fabric"), None, _) => {
+                s.fabric = Some((parse_fabric(value).map_err(|e| err(&e))?, lineno));
+            }
+            (Some("heartbeat_ms"), None, _) => {
+                let ms = positive(value)
+                    .filter(|&ms| ms <= 60_000)
+                    .ok_or_else(|| err("heartbeat_ms is 1..=60000"))?;
+                s.heartbeat_ms = Some((ms, lineno));
+            }
+            (Some("heartbeat_misses"), None, _) => {
+                let misses = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|m| (2..=1000).contains(m))
+                    .ok_or_else(|| err("heartbeat_misses is 2..=1000"))?;
+                s.heartbeat_misses = Some((misses, lineno));
+            }
+            (Some("node"), Some(id), None) => {
+                let w = parse_window_line(id, value).map_err(|e| err(&e))?;
+                s.windows.push((w, lineno));
             }
             _ => return Err(err("unknown key")),
         }
     }
-    if let Some(i) = typed.iter().position(|t| !t) {
-        return Err(format!(
-            "controller {}: no type",
-            config.controllers[i].name
-        ));
+    if let Some(done) = section {
+        config.controllers.push(done.finish(&config.fabric)?);
     }
     Ok(config)
 }
@@ -421,6 +639,120 @@ mod tests {
             "max_segments = 0",
         ] {
             assert!(resolve(Some(bad), None, None).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn window_controllers() {
+        let text = "node_id = 1\n[controller NTB0]\ntype = window\nheartbeat_ms = 20\n\
+                    heartbeat_misses = 5\n\
+                    node 1 = /dev/shm/w1 0 8M   # this host's own window\n\
+                    node 0 = /sys/bus/pci/devices/0000:03:00.1/resource2_wc 0x100000 1G\n\
+                    [controller ivshmem1]\nnode 3 = /dev/shm/ivshmem 0 1M\ntype = window\n\
+                    node 2 = /dev/shm/ivshmem 1M 1024K\n";
+        let c = resolve(Some(text), None, None).unwrap();
+        assert_eq!(c.controllers.len(), 2);
+        assert_eq!(c.controllers[0].name, "ntb0");
+        let ControllerKind::Window(w) = &c.controllers[0].kind else {
+            panic!("not a window: {:?}", c.controllers[0]);
+        };
+        assert_eq!((w.heartbeat_ms, w.heartbeat_misses), (20, 5));
+        assert_eq!(
+            w.windows,
+            vec![
+                WindowSpec {
+                    node: 0,
+                    path: "/sys/bus/pci/devices/0000:03:00.1/resource2_wc".into(),
+                    offset: 0x10_0000,
+                    size: 1 << 30,
+                },
+                WindowSpec {
+                    node: 1,
+                    path: "/dev/shm/w1".into(),
+                    offset: 0,
+                    size: 8 << 20,
+                },
+            ],
+            "sorted by node, numbers with suffixes and hex"
+        );
+        assert_eq!(w.window(1).map(|w| w.size), Some(8 << 20));
+        assert!(w.window(2).is_none());
+        // `type` after the node lines; defaults; one file, two windows.
+        let ControllerKind::Window(w) = &c.controllers[1].kind else {
+            panic!("not a window");
+        };
+        assert_eq!(
+            (w.heartbeat_ms, w.heartbeat_misses),
+            (DEFAULT_HEARTBEAT_MS, DEFAULT_HEARTBEAT_MISSES)
+        );
+        assert_eq!(
+            w.windows
+                .iter()
+                .map(|w| (w.node, w.offset))
+                .collect::<Vec<_>>(),
+            vec![(2, 1 << 20), (3, 0)]
+        );
+    }
+
+    #[test]
+    fn malformed_window_controllers_are_refused() {
+        let ok = "[controller w1]\ntype = window\nnode 0 = /dev/shm/a 0 1M\n";
+        assert!(resolve(Some(ok), None, None).is_ok());
+        for bad in [
+            "[controller w1]\ntype = window\n", // no windows
+            "[controller w1]\ntype = window\nnode 0 = /dev/shm/a 0\n", // no size
+            "[controller w1]\ntype = window\nnode 0 = /dev/shm/a 0 1M x\n", // extra field
+            "[controller w1]\ntype = window\nnode 0 = dev/shm/a 0 1M\n", // relative
+            "[controller w1]\ntype = window\nnode 64 = /dev/shm/a 0 1M\n", // node id
+            "[controller w1]\ntype = window\nnode x = /dev/shm/a 0 1M\n",
+            "[controller w1]\ntype = window\nnode 0 = /dev/shm/a 100 1M\n", // unaligned
+            "[controller w1]\ntype = window\nnode 0 = /dev/shm/a 0 1000K\n",
+            "[controller w1]\ntype = window\nnode 0 = /dev/shm/a 0 512K\n", // too small
+            "[controller w1]\ntype = window\nnode 0 = /dev/shm/a 0 0x\n",
+            "[controller w1]\ntype = window\nnode 0 = /dev/shm/a 0 99999999999G\n",
+            "[controller w1]\ntype = window\nnode 0 = /dev/shm/a 0 1M\nnode 0 = /dev/shm/b 0 1M\n",
+            "[controller w1]\ntype = window\nnode 0 = /dev/shm/a 0 2M\nnode 1 = /dev/shm/a 1M 1M\n",
+            "[controller w1]\ntype = window\nfabric = lab\nnode 0 = /dev/shm/a 0 1M\n",
+            "[controller w1]\ntype = window\nheartbeat_ms = 0\nnode 0 = /dev/shm/a 0 1M\n",
+            "[controller w1]\ntype = window\nheartbeat_misses = 1\nnode 0 = /dev/shm/a 0 1M\n",
+            "[controller w1]\ntype = window\ntype = window\nnode 0 = /dev/shm/a 0 1M\n",
+            "[controller w1]\ntype = shm\nnode 0 = /dev/shm/a 0 1M\n",
+            "[controller w1]\ntype = shm\nheartbeat_ms = 5\n",
+            "[controller w1]\nnode 0 = /dev/shm/a 0 1M\n", // no type
+            "[controller w1]\ntype = ntb\nnode 0 = /dev/shm/a 0 1M\n",
+            "[controller w1]\ntype = window\nnode 0 1 = /dev/shm/a 0 1M\n",
+        ] {
+            assert!(resolve(Some(bad), None, None).is_err(), "{bad:?} accepted");
+        }
+        // The line of the offending key is named.
+        let e = resolve(
+            Some("[controller w1]\ntype = window\n\nnode 0 = /dev/shm/a 0 1M\nfabric = x\n"),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.starts_with("line 5:"), "{e}");
+    }
+
+    #[test]
+    fn byte_counts() {
+        assert_eq!(parse_bytes("0"), Some(0));
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("0x1000"), Some(4096));
+        assert_eq!(parse_bytes("4K"), Some(4096));
+        assert_eq!(parse_bytes("3m"), Some(3 << 20));
+        assert_eq!(parse_bytes("0x2G"), Some(2 << 30));
+        for bad in [
+            "",
+            "K",
+            "0x",
+            "-1",
+            "1.5M",
+            "1T",
+            "0xG",
+            "18446744073709551615K",
+        ] {
+            assert_eq!(parse_bytes(bad), None, "{bad:?}");
         }
     }
 
