@@ -151,6 +151,8 @@ fn controllers(config: &Config) -> Vec<Ctlr> {
             let fabric = match config.controllers.iter().find(|c| c.name == name) {
                 Some(c) => match &c.kind {
                     ControllerKind::Shm { fabric } => fabric.clone(),
+                    // A window controller is its own fabric (issue 8).
+                    ControllerKind::Window(_) => format!("window:{name}"),
                 },
                 None => config.fabric.clone(),
             };

@@ -10,6 +10,7 @@ use crate::config::{self, Config, ControllerKind, NodeId};
 use crate::error::{RsmError, RsmResult};
 use crate::handles::{HandleTable, Kind};
 use crate::transport::shm::ShmTransport;
+use crate::transport::window::WindowTransport;
 use crate::transport::{ControllerAttributes, Presence, Transport};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -65,6 +66,17 @@ pub fn resolve(name: Option<&str>, config: &Config) -> RsmResult<(String, Arc<dy
     let configured = config.controllers.iter().find(|c| c.name == canonical);
     match configured.map(|c| &c.kind) {
         Some(ControllerKind::Shm { fabric }) => Ok((canonical, same_host(fabric))),
+        Some(ControllerKind::Window(window)) => {
+            let timeout = std::time::Duration::from_millis(config.connect_timeout_ms);
+            let transport = WindowTransport::new(
+                &canonical,
+                window,
+                config.node_id,
+                timeout,
+                config.max_segments,
+            );
+            Ok((canonical, Arc::new(transport)))
+        }
         None => {
             crate::why!("no controller {canonical:?}: not built in, not in the config file");
             Err(RsmError::CtlrNotPresent)

@@ -6,6 +6,7 @@
 pub mod events;
 pub mod shm;
 pub mod survey;
+pub mod window;
 
 use crate::config::NodeId;
 use crate::core::permission::Peer;

@@ -1,0 +1,305 @@
+//! Memory tricks the window transport shares with `shm`: sharing the
+//! exporter's own range in place (here onto window memory instead of a
+//! memfd), giving it back as private memory, and re-pointing an
+//! importer's mapping at anonymous memory after a forced disconnect.
+//!
+//! Copied, reduced, from `transport/shm/memory.rs` and `shm/channel.rs`
+//! (their modules are private to `shm`, which another engineer owns):
+//! `check_private_rw` (the /proc/self/maps text only, without
+//! `PROCMAP_QUERY`: window segments are few), `privatize`, and the pipe
+//! doorbell. Making `shm::memory` and `shm::channel::Bell` `pub(crate)`
+//! would let both transports share one copy.
+
+use crate::error::{RsmError, RsmResult};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Checks that `[vaddr, vaddr + len)` is mapped, private, readable and
+/// writable (`/proc/self/maps`): shared memory would be cut off from its
+/// other users by the remap (docs/compatibility.md).
+pub fn check_private_rw(vaddr: usize, len: usize) -> RsmResult<()> {
+    let maps =
+        std::fs::read_to_string("/proc/self/maps").map_err(|_| RsmError::InsufficientResources)?;
+    check_private_rw_in(&maps, vaddr, len)
+}
+
+fn check_private_rw_in(maps: &str, vaddr: usize, len: usize) -> RsmResult<()> {
+    let end = vaddr.checked_add(len).ok_or(RsmError::BadAddr)?;
+    let mut covered = vaddr;
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        else {
+            continue;
+        };
+        if hi <= covered || lo >= end {
+            continue;
+        }
+        if lo > covered {
+            break; // a hole
+        }
+        let p = perms.as_bytes();
+        if p.len() < 4 || p[3] != b'p' {
+            crate::why!("export: {lo:#x}-{hi:#x} is a shared mapping; export private memory");
+            return Err(RsmError::BadAddr);
+        }
+        if p[0] != b'r' || p[1] != b'w' {
+            crate::why!("export: {lo:#x}-{hi:#x} is not readable and writable");
+            return Err(RsmError::PermDenied);
+        }
+        covered = hi;
+        if covered >= end {
+            return Ok(());
+        }
+    }
+    crate::why!("export: {vaddr:#x}+{len:#x} is not all mapped");
+    Err(RsmError::BadAddr)
+}
+
+/// Maps `len` bytes of `fd` from `offset`, shared and read-write, at
+/// exactly `vaddr`, replacing what was there (the caller copied it away).
+pub fn map_window_at(vaddr: usize, len: usize, fd: RawFd, offset: u64) -> RsmResult<()> {
+    // SAFETY: MAP_FIXED over a range the caller owns (checked mapped and
+    // private, or our own segment mapping), its bytes already copied.
+    let p = unsafe {
+        libc::mmap(
+            vaddr as *mut _,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_FIXED,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(RsmError::from_alloc_errno(errno()));
+    }
+    Ok(())
+}
+
+/// Replaces the shared mapping at `[vaddr, vaddr + len)` with a private
+/// anonymous copy of its current contents, atomically (`mremap`).
+pub fn privatize(vaddr: usize, len: usize) -> RsmResult<()> {
+    // SAFETY: a fresh anonymous mapping somewhere the kernel chooses.
+    let tmp = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if tmp == libc::MAP_FAILED {
+        return Err(RsmError::from_alloc_errno(errno()));
+    }
+    // SAFETY: both ranges are `len` bytes, mapped, and do not overlap.
+    unsafe { std::ptr::copy_nonoverlapping(vaddr as *const u8, tmp.cast::<u8>(), len) };
+    // SAFETY: moves our temporary mapping over the segment range; the old
+    // (shared) mapping there is dropped, its data already copied.
+    let moved = unsafe {
+        libc::mremap(
+            tmp,
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            vaddr as *mut libc::c_void,
+        )
+    };
+    if moved == libc::MAP_FAILED {
+        let e = errno();
+        // SAFETY: tmp is our own mapping, still in place.
+        unsafe { libc::munmap(tmp, len) };
+        return Err(RsmError::from_alloc_errno(e));
+    }
+    Ok(())
+}
+
+/// A mapping this process made of a segment.
+pub struct Mapping {
+    /// Its address.
+    pub addr: usize,
+    /// Its length (whole pages).
+    pub len: usize,
+}
+
+/// Replaces a mapping with private zero pages: loads and stores keep
+/// working, nothing reaches the window any more (spec 5.2 "trash").
+pub fn trash(m: &Mapping) {
+    // SAFETY: MAP_FIXED over a mapping of ours that the caller keeps from
+    // being unmapped concurrently.
+    unsafe {
+        libc::mmap(
+            m.addr as *mut _,
+            m.len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+}
+
+/// Maps `len` bytes of the window file `fd` from `offset` with `prot`,
+/// at `fixed` if given.
+pub fn map_segment(
+    fd: RawFd,
+    offset: u64,
+    len: usize,
+    prot: i32,
+    fixed: Option<usize>,
+) -> RsmResult<Mapping> {
+    let flags = libc::MAP_SHARED | if fixed.is_some() { libc::MAP_FIXED } else { 0 };
+    // SAFETY: maps the window file; with MAP_FIXED the caller asked for
+    // exactly this address (RSM_MAP_FIXED), as with mmap(2).
+    let p = unsafe {
+        libc::mmap(
+            fixed.unwrap_or(0) as *mut _,
+            len,
+            prot,
+            flags,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(match errno() {
+            libc::EACCES | libc::EPERM => RsmError::BadPerms,
+            libc::ENOMEM => RsmError::InsufficientMem,
+            libc::EAGAIN => RsmError::InsufficientResources,
+            _ => RsmError::MapFailed,
+        });
+    }
+    Ok(Mapping {
+        addr: p as usize,
+        len,
+    })
+}
+
+/// Anonymous memory standing in for a segment that went away.
+pub fn anonymous(len: usize) -> RsmResult<Mapping> {
+    // SAFETY: a fresh private mapping where the kernel chooses.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(RsmError::from_alloc_errno(errno()));
+    }
+    Ok(Mapping {
+        addr: p as usize,
+        len,
+    })
+}
+
+/// A doorbell pipe of this process: the agent rings it when events it
+/// polled for in the window are pending; its read end is the pollfd
+/// (pipes report `POLLRDNORM`, which `rsm_memseg_get_pollfd` asks for).
+pub struct Bell {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl Bell {
+    /// A new non-blocking pipe.
+    pub fn new() -> RsmResult<Bell> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into `fds`.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(RsmError::from_alloc_errno(errno()));
+        }
+        // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok(Bell { read, write })
+    }
+
+    /// The read end (the pollfd).
+    pub fn read_fd(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+
+    /// Makes the read end readable.
+    pub fn ring(&self) {
+        let one = 1u8;
+        // SAFETY: writes 1 byte from `one`; non-blocking (a full pipe is
+        // readable anyway).
+        unsafe { libc::write(self.write.as_raw_fd(), (&one as *const u8).cast(), 1) };
+    }
+
+    /// Reads the pipe empty.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: reads at most buf.len() bytes into `buf`.
+            let n = unsafe { libc::read(self.read_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < buf.len() as isize {
+                return;
+            }
+        }
+    }
+
+    /// Sleeps until the pipe is readable or `timeout_ms` passes.
+    pub fn sleep(&self, timeout_ms: i32) -> RsmResult<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.read_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd of ours, borrowed for the call.
+        let n = unsafe { crate::platform::poll(&mut pfd, 1, timeout_ms) }?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines_are_checked() {
+        let maps =
+            "1000-3000 rw-p 0 0:0 0\n3000-4000 rw-s 0 0:0 0 /dev/zero\n5000-6000 r--p 0 0:0 0\n";
+        assert_eq!(check_private_rw_in(maps, 0x1000, 0x2000), Ok(()));
+        assert_eq!(
+            check_private_rw_in(maps, 0x2000, 0x2000),
+            Err(RsmError::BadAddr)
+        );
+        assert_eq!(
+            check_private_rw_in(maps, 0x5000, 0x1000),
+            Err(RsmError::PermDenied)
+        );
+        assert_eq!(
+            check_private_rw_in(maps, 0x4000, 0x1000),
+            Err(RsmError::BadAddr)
+        );
+    }
+
+    #[test]
+    fn bell_rings_and_drains() {
+        let b = Bell::new().unwrap();
+        assert_eq!(b.sleep(0), Ok(false));
+        b.ring();
+        b.ring();
+        assert_eq!(b.sleep(0), Ok(true));
+        b.drain();
+        assert_eq!(b.sleep(0), Ok(false));
+    }
+}
