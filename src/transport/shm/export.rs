@@ -12,6 +12,7 @@ use crate::error::{RsmError, RsmResult};
 use crate::transport::events::{self, Counter, Doorbell, Waitable, Woke};
 use crate::transport::survey::{self, ImporterReport, SegmentDetails};
 use crate::transport::{Admission, ExportPort, ImporterInfo, Signals};
+use arc_swap::ArcSwap;
 use nix::sys::socket::{
     self, accept4, bind, listen, socket, AddressFamily, Backlog, ControlMessage, MsgFlags,
     SockFlag, SockType, UnixAddr,
@@ -20,7 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Next id tried for a publish with id 0 (spec 3.3: from 0x80000000 up).
@@ -50,17 +51,19 @@ struct State {
     handed_out: bool,
 }
 
-/// The event channels of the importers, and who waits on them.
+/// Who waits on the importers' event channels. Its lock orders changes
+/// to the channel list (`ShmExport::channels`) and to the arming against
+/// sleeps and doorbell drains; posts and takes read the list without it.
 struct Hub {
-    /// By importer token. Shared with a waiter asleep on one's `wakes`.
-    channels: Vec<(u64, Arc<Channel>)>,
     /// Threads asleep in a wait.
     sleepers: u32,
     /// The program holds the pollfd.
     watched: bool,
-    /// Destroyed: waiters leave with `RSMERR_BAD_SEG_HNDL`.
-    destroyed: bool,
 }
+
+/// The importers' event channels by importer token, replaced whole (under
+/// the hub's write lock) when one joins or leaves.
+type Channels = Vec<(u64, Arc<Channel>)>;
 
 impl Hub {
     fn armed(&self) -> bool {
@@ -73,6 +76,11 @@ pub struct ShmExport {
     fabric: String,
     state: Mutex<State>,
     hub: RwLock<Hub>,
+    /// Shared with a waiter asleep on one's `wakes`. A snapshot, so the
+    /// signal fast paths (post, take, spin) take no lock.
+    channels: ArcSwap<Channels>,
+    /// Destroyed: waiters leave with `RSMERR_BAD_SEG_HNDL`.
+    destroyed: AtomicBool,
     /// Events posted by importers that left before they were consumed
     /// (they are not lost); also rung to wake waiters at destroy.
     own: (AtomicU64, AtomicU64, AtomicU32),
@@ -100,11 +108,11 @@ impl ShmExportPort {
                 handed_out: false,
             }),
             hub: RwLock::new(Hub {
-                channels: Vec::new(),
                 sleepers: 0,
                 watched: false,
-                destroyed: false,
             }),
+            channels: ArcSwap::from_pointee(Vec::new()),
+            destroyed: AtomicBool::new(false),
             own: (AtomicU64::new(0), AtomicU64::new(0), AtomicU32::new(0)),
             up: OnceLock::new(),
             cursor: AtomicUsize::new(0),
@@ -420,13 +428,13 @@ impl ShmExport {
             // SAFETY: geteuid cannot fail and touches no memory.
             let euid = unsafe { libc::geteuid() };
             (cred.uid() == 0 || cred.uid() == euid).then(|| {
-                let hub = self.hub.read();
+                let channels = self.channels.load();
                 let mut importers: Vec<ImporterReport> = state
                     .importers
                     .iter()
                     .take(survey::MAX_LISTED)
                     .map(|(token, imp)| {
-                        let ch = hub.channels.iter().find(|(t, _)| t == token);
+                        let ch = channels.iter().find(|(t, _)| t == token);
                         ImporterReport {
                             info: imp.info.clone(),
                             mapped: ch.is_some_and(|(_, c)| c.mapped()),
@@ -589,7 +597,6 @@ impl ExportPort for ShmExportPort {
 /// events (another counter's ring may have been among the bytes read).
 struct UpBell<'a> {
     x: &'a ShmExport,
-    hub: &'a Hub,
 }
 
 impl Doorbell for UpBell<'_> {
@@ -599,7 +606,7 @@ impl Doorbell for UpBell<'_> {
         }
     }
     fn drain(&self) {
-        self.x.settle_all(self.hub);
+        self.x.settle_all();
     }
     fn wake(&self, wakes: &AtomicU32) {
         channel::futex_wake(wakes);
@@ -613,8 +620,8 @@ impl ShmExport {
     }
 
     /// Every counter the exporter waits on.
-    fn counters<'a>(&'a self, hub: &'a Hub) -> impl Iterator<Item = Counter<'a>> {
-        std::iter::once(self.own()).chain(hub.channels.iter().map(|(_, ch)| ch.up()))
+    fn counters<'a>(&'a self, channels: &'a Channels) -> impl Iterator<Item = Counter<'a>> {
+        std::iter::once(self.own()).chain(channels.iter().map(|(_, ch)| ch.up()))
     }
 
     /// The doorbell, made now if this is its first need.
@@ -631,16 +638,20 @@ impl ShmExport {
     /// Drains the doorbell without losing a ring: counters with nothing
     /// pending stop claiming it, it is read empty, and it is rung again if
     /// any counter has events.
-    fn settle_all(&self, hub: &Hub) {
+    /// Under the hub's read lock, so no channel joins meanwhile (its ring
+    /// could be drained unclaimed); recursive: a take may come here.
+    fn settle_all(&self) {
         let Some(up) = self.up.get() else {
             return;
         };
-        for c in self.counters(hub) {
+        let _hub = self.hub.read_recursive();
+        let channels = self.channels.load();
+        for c in self.counters(&channels) {
             c.quiet();
         }
         up.drain();
         let mut pending = false;
-        for c in self.counters(hub) {
+        for c in self.counters(&channels) {
             pending |= c.claim_if_pending();
         }
         if pending {
@@ -649,9 +660,11 @@ impl ShmExport {
     }
 
     /// Arms or disarms every counter the exporter waits on.
-    fn arm_all(&self, hub: &Hub, on: bool) {
-        let bell = UpBell { x: self, hub };
-        for c in self.counters(hub) {
+    /// The caller holds the hub's write lock.
+    fn arm_all(&self, on: bool) {
+        let bell = UpBell { x: self };
+        let channels = self.channels.load();
+        for c in self.counters(&channels) {
             c.arm(on, &bell);
         }
     }
@@ -663,35 +676,44 @@ impl ShmExport {
         let before = hub.armed();
         change(&mut hub);
         if hub.armed() != before {
-            self.arm_all(&hub, hub.armed());
+            self.arm_all(hub.armed());
         }
         Ok(())
     }
 
     /// A new importer's channel joins the hub.
     fn link(&self, token: u64, channel: Channel) {
-        let mut hub = self.hub.write();
-        let bell = UpBell { x: self, hub: &hub };
+        let hub = self.hub.write();
+        let bell = UpBell { x: self };
         if hub.armed() {
             channel.up().arm(true, &bell);
         }
+        let old = self.channels.load_full();
         // A waiter asleep on the only importer's `wakes` would not hear
         // this one: wake it to sleep on the doorbell instead.
-        if let [(_, only)] = hub.channels.as_slice() {
+        if let [(_, only)] = old.as_slice() {
             only.up().wake_sleepers(&bell);
         }
-        hub.channels.push((token, Arc::new(channel)));
+        let mut new = Vec::with_capacity(old.len() + 1);
+        new.extend(old.iter().cloned());
+        new.push((token, Arc::new(channel)));
+        self.channels.store(Arc::new(new));
     }
 
     /// An importer left: its channel goes, and the events it posted that
     /// were not consumed yet move to `own`, so none is lost.
     fn unlink(&self, token: u64) {
-        let mut hub = self.hub.write();
-        let Some(i) = hub.channels.iter().position(|(t, _)| *t == token) else {
+        let _hub = self.hub.write();
+        let old = self.channels.load_full();
+        let Some(i) = old.iter().position(|(t, _)| *t == token) else {
             return;
         };
-        let (_, channel) = hub.channels.swap_remove(i);
-        let bell = UpBell { x: self, hub: &hub };
+        let mut new: Channels = (*old).clone();
+        let (_, channel) = new.swap_remove(i);
+        self.channels.store(Arc::new(new));
+        // A take from an older snapshot races `take_all` on `consumed`:
+        // each event still goes to exactly one of them.
+        let bell = UpBell { x: self };
         let n = channel.up().take_all();
         self.own().add(n, &bell);
         // A waiter asleep on its `wakes` looks again (at `own` now).
@@ -700,49 +722,49 @@ impl ShmExport {
 
     /// Destroy: waiters leave with `RSMERR_BAD_SEG_HNDL`.
     fn end_waits(&self) {
-        let mut hub = self.hub.write();
-        hub.destroyed = true;
-        let bell = UpBell { x: self, hub: &hub };
-        for (_, ch) in &hub.channels {
+        let _hub = self.hub.write();
+        self.destroyed.store(true, Ordering::SeqCst);
+        let bell = UpBell { x: self };
+        for (_, ch) in self.channels.load().iter() {
             ch.up().wake_all(&bell);
         }
         bell.ring();
     }
 
     /// One event from any importer, scanning from a rotating start.
-    fn take_one(&self, hub: &Hub) -> bool {
-        let bell = UpBell { x: self, hub };
+    fn take_one(&self, channels: &Channels) -> bool {
+        let bell = UpBell { x: self };
         if self.own().take(&bell) {
             return true;
         }
-        let n = hub.channels.len();
+        let n = channels.len();
         match n {
             0 => return false,
-            1 => return hub.channels[0].1.up().take(&bell),
+            1 => return channels[0].1.up().take(&bell),
             _ => {}
         }
         let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
-        (0..n).any(|i| hub.channels[(start + i) % n].1.up().take(&bell))
+        (0..n).any(|i| channels[(start + i) % n].1.up().take(&bell))
     }
 }
 
 impl Waitable for ShmExport {
     fn take(&self) -> bool {
-        self.take_one(&self.hub.read())
+        self.take_one(&self.channels.load())
     }
 
     fn pending(&self) -> bool {
-        let hub = self.hub.read();
-        let pending = self.counters(&hub).any(|c| c.pending());
+        let channels = self.channels.load();
+        let pending = self.counters(&channels).any(|c| c.pending());
         pending
     }
 
     fn spin(&self, rounds: u32) -> bool {
-        // One read lock for a batch of probes: the lock word is not
-        // written on every probe, and a connect waits at most one batch.
-        let hub = self.hub.read();
+        // One snapshot for a batch of probes; a connect meanwhile is seen
+        // at the next batch.
+        let channels = self.channels.load();
         for _ in 0..rounds {
-            if self.counters(&hub).any(|c| c.pending()) && self.take_one(&hub) {
+            if self.counters(&channels).any(|c| c.pending()) && self.take_one(&channels) {
                 return true;
             }
             std::hint::spin_loop();
@@ -751,23 +773,29 @@ impl Waitable for ShmExport {
     }
 
     fn ended(&self) -> Option<RsmError> {
-        self.hub.read().destroyed.then_some(RsmError::BadSegHndl)
+        self.destroyed
+            .load(Ordering::Acquire)
+            .then_some(RsmError::BadSegHndl)
     }
 
     fn sleep(&self, timeout_ms: i32) -> RsmResult<Woke> {
         let hub = self.hub.read();
-        if let [(_, only)] = hub.channels.as_slice() {
+        let channels = self.channels.load();
+        if let [(_, only)] = channels.as_slice() {
             // One importer: sleep on its `wakes` word, read under the lock
             // so a `link` or `unlink` after it wakes us.
             let only = Arc::clone(only);
             let seen = only.up().prepare_sleep();
-            let now = hub.destroyed || self.counters(&hub).any(|c| c.pending());
+            let now = self.destroyed.load(Ordering::SeqCst)
+                || self.counters(&channels).any(|c| c.pending());
+            drop(channels);
             drop(hub);
             if now {
                 return Ok(Woke::Woken);
             }
             return channel::futex_sleep(only.up().wakes(), seen, timeout_ms);
         }
+        drop(channels);
         drop(hub);
         // Several importers (or none yet): the one doorbell, with every
         // counter armed for this sleep.
@@ -778,13 +806,13 @@ impl Waitable for ShmExport {
     }
 
     fn settle(&self) {
-        self.settle_all(&self.hub.read());
+        self.settle_all();
     }
 }
 
 impl Signals for ShmExportPort {
     fn post(&self, no_accumulate: bool) -> RsmResult<()> {
-        for (_, ch) in &self.0.hub.read().channels {
+        for (_, ch) in self.0.channels.load().iter() {
             ch.down().post(no_accumulate, &ch.down);
         }
         Ok(())
@@ -795,11 +823,10 @@ impl Signals for ShmExportPort {
     }
 
     fn take(&self) -> RsmResult<bool> {
-        let hub = self.0.hub.read();
-        if self.0.take_one(&hub) {
+        if self.0.take_one(&self.0.channels.load()) {
             return Ok(true);
         }
-        self.0.settle_all(&hub);
+        self.0.settle_all();
         Ok(false)
     }
 
