@@ -141,7 +141,7 @@ cargo-test:
 rsminfo-test: $(BUILD)/rsminfo
 	$(BUILD)/rsminfo $(abspath $(LIBDIR))/rsminfo
 
-test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan syscall-test pkgconfig-test preload-test rsminfo-test bench-smoke
+test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan syscall-test pkgconfig-test preload-test rsminfo-test bench-smoke sanitize
 	@echo "make test: all suites passed"
 
 # An exporter and two importers, separate processes, exchange data through
@@ -173,3 +173,7 @@ install: lib
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
+
+# Sanitizer and checker runs (issue 7): valgrind over the C tests, the
+# unit tests under ASan, TSan and Miri.
+include mk/sanitize.mk
