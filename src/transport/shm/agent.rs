@@ -7,6 +7,14 @@
 //! Hostile clients cannot stall it: every socket is non-blocking, a request
 //! is one fixed-size packet, a client that sends nothing is dropped after
 //! `PENDING_TIMEOUT`, and at most `MAX_PENDING` unanswered clients are kept.
+//!
+//! Departures go before arrivals: of the events one wait reports, hang-ups
+//! are handled first, and a listener accepts at most `ACCEPT_BATCH` clients
+//! before the agent waits again. Otherwise an importer that connects and
+//! disconnects in a loop on another CPU keeps the listener readable, the
+//! accepts never run dry, and every departed importer's socket and doorbell
+//! stay open until the loop pauses: hundreds of descriptors, and connects
+//! refused with `RSMERR_INSUFFICIENT_RESOURCES` under a low RLIMIT_NOFILE.
 
 use super::export::ShmExport;
 use super::import::ShmImport;
@@ -23,6 +31,9 @@ use std::time::{Duration, Instant};
 pub const MAX_PENDING: usize = 64;
 /// How long a client may take to send its request.
 pub const PENDING_TIMEOUT: Duration = Duration::from_secs(2);
+/// Clients a listener accepts per wake-up; epoll is level-triggered, so
+/// the rest are reported by the next wait, after the hang-ups since.
+pub const ACCEPT_BATCH: usize = 4;
 
 /// The agent's stack: an epoll loop needs little.
 const AGENT_STACK: usize = 256 * 1024;
@@ -57,6 +68,18 @@ pub enum Handler {
     Importer(Weak<ShmExport>),
     /// Our own import's connection to its exporter (the import owns the fd).
     Import(Weak<ShmImport>),
+}
+
+/// What an event asks of the agent.
+enum Job {
+    /// Clients wait on a listener.
+    Accept(u64, Arc<ShmExport>),
+    /// A pending client's request came.
+    Serve(OwnedFd, Arc<ShmExport>),
+    /// An importer's connection is readable: it left (or misbehaves).
+    Gone(u64, Arc<ShmExport>),
+    /// Our import's exporter went away.
+    Abort(u64, Arc<ShmImport>),
 }
 
 /// An accepted client that has not sent its request yet.
@@ -187,6 +210,7 @@ impl Agent {
 
     fn run(self: Arc<Self>) {
         let mut events = vec![EpollEvent::empty(); 64];
+        let mut admissions = Vec::new();
         loop {
             let timeout = if !self.pending.lock().is_empty() {
                 EpollTimeout::from(100u16)
@@ -201,39 +225,41 @@ impl Agent {
                     continue;
                 }
             };
+            // Departures first, so the descriptors of importers that left
+            // are free before new ones are admitted.
             for event in &events[..n] {
-                self.dispatch(event.data());
+                match self.job(event.data()) {
+                    Some(Job::Gone(token, e)) => e.importer_event(&self, token),
+                    Some(Job::Abort(token, i)) => i.exporter_gone(&self, token),
+                    Some(job) => admissions.push(job),
+                    None => {}
+                }
+            }
+            for job in admissions.drain(..) {
+                match job {
+                    Job::Accept(token, e) => e.accept_some(&self, token, ACCEPT_BATCH),
+                    Job::Serve(fd, e) => e.serve(&self, fd),
+                    Job::Gone(..) | Job::Abort(..) => {}
+                }
             }
             self.expire_pending();
         }
     }
 
-    fn dispatch(&self, token: u64) {
-        enum Job {
-            Accept(Arc<ShmExport>),
-            Serve(OwnedFd, Arc<ShmExport>),
-            Gone(Arc<ShmExport>),
-            Abort(Arc<ShmImport>),
-        }
+    /// What the event for `token` asks, if its owner is still there.
+    fn job(&self, token: u64) -> Option<Job> {
         let pending = self.pending.lock().remove(&token);
-        let job = match pending {
+        match pending {
             Some(p) => {
                 let _ = self.epoll.delete(p.fd.as_fd());
                 p.export.upgrade().map(|e| Job::Serve(p.fd, e))
             }
             None => match self.handlers.lock().get(&token) {
-                Some(Handler::Listener(w)) => w.upgrade().map(Job::Accept),
-                Some(Handler::Importer(w)) => w.upgrade().map(Job::Gone),
-                Some(Handler::Import(w)) => w.upgrade().map(Job::Abort),
+                Some(Handler::Listener(w)) => w.upgrade().map(|e| Job::Accept(token, e)),
+                Some(Handler::Importer(w)) => w.upgrade().map(|e| Job::Gone(token, e)),
+                Some(Handler::Import(w)) => w.upgrade().map(|i| Job::Abort(token, i)),
                 None => None,
             },
-        };
-        match job {
-            Some(Job::Accept(e)) => e.accept_all(self, token),
-            Some(Job::Serve(fd, e)) => e.serve(self, fd),
-            Some(Job::Gone(e)) => e.importer_event(self, token),
-            Some(Job::Abort(i)) => i.exporter_gone(self, token),
-            None => {}
         }
     }
 

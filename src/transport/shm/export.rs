@@ -205,9 +205,10 @@ fn send_reply(fd: &OwnedFd, reply: Reply, pass: &[RawFd]) -> bool {
 }
 
 impl ShmExport {
-    /// Accepts every waiting client of the listener `token`.
-    pub fn accept_all(self: &Arc<Self>, agent: &Agent, token: u64) {
-        loop {
+    /// Accepts up to `max` waiting clients of the listener `token`; the
+    /// agent comes back for the others (agent.rs: departures first).
+    pub fn accept_some(self: &Arc<Self>, agent: &Agent, token: u64, max: usize) {
+        for _ in 0..max {
             let fd = {
                 let state = self.state.lock();
                 let Some(l) = state.listening.as_ref().filter(|l| l.token == token) else {
