@@ -110,6 +110,13 @@ fn nowait_pipes() -> bool {
 }
 
 /// Writes one byte to pipe `fd` (a full pipe is readable anyway).
+///
+/// The reader may be gone (a peer died, or left as we posted): the write
+/// then fails with EPIPE, and the SIGPIPE the kernel raises, which would
+/// kill a program with the default action, must not reach it. A pipe has
+/// no `MSG_NOSIGNAL`, so the signal is blocked for this thread during the
+/// write and, if the write raised it, taken back. Rings are rare (only an
+/// armed counter rings), so the two mask calls cost little.
 pub fn ring(fd: RawFd) {
     let mut one = 1u8;
     let iov = libc::iovec {
@@ -117,8 +124,25 @@ pub fn ring(fd: RawFd) {
         iov_len: 1,
     };
     let flags = if nowait_pipes() { libc::RWF_NOWAIT } else { 0 };
-    // SAFETY: writes 1 byte from `one`.
-    unsafe { libc::pwritev2(fd, &iov, 1, -1, flags) };
+    // SAFETY: signal-set calls on local sigset_t values the calls
+    // initialise; pwritev2 reads 1 byte from `one`; sigtimedwait with a
+    // zero timeout only takes a SIGPIPE that is pending for this thread.
+    unsafe {
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+        let n = libc::pwritev2(fd, &iov, 1, -1, flags);
+        if n < 0 && last_errno() == libc::EPIPE {
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            libc::sigtimedwait(&pipe, std::ptr::null_mut(), &zero);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
 }
 
 /// Reads pipe `fd` empty, never blocking.
@@ -218,8 +242,9 @@ impl Channel {
         if !ok {
             return Err(RsmError::from_alloc_errno(last_errno()));
         }
-        let addr = map(&page)?;
+        // The pipe first: if it cannot be made, nothing is mapped yet.
         let mut pipe = Bell::new()?;
+        let addr = map(&page)?;
         let down_read = pipe.read.take().ok_or(RsmError::InternalError)?;
         let channel = Channel {
             addr,
