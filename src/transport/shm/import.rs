@@ -13,11 +13,10 @@ use crate::error::{RsmError, RsmResult};
 use crate::transport::events::{self, Doorbell, Waitable, Woke};
 use crate::transport::{ImportPort, Signals};
 use nix::sys::socket::{
-    self, connect, socket, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
-    UnixAddr,
+    self, connect, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
 };
 use parking_lot::Mutex;
-use std::io::IoSliceMut;
+use std::mem::{size_of, size_of_val};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -158,6 +157,59 @@ enum Attempt {
     Dropped,
 }
 
+/// Receives one packet into `buf` with the descriptors sent along:
+/// `(length, descriptors, truncated)`. Parsed by hand so that when the
+/// kernel could install only some descriptors (`MSG_CTRUNC`, at
+/// RLIMIT_NOFILE) those it did install are still owned, and closed.
+fn recv_with_fds(
+    sock: &OwnedFd,
+    buf: &mut [u8; 64],
+) -> Result<(usize, Vec<OwnedFd>, bool), nix::errno::Errno> {
+    const MAX_FDS: usize = 8;
+    // u64 elements: the control buffer must be aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    // SAFETY: CMSG_SPACE is arithmetic.
+    let space = unsafe { libc::CMSG_SPACE((MAX_FDS * size_of::<RawFd>()) as u32) } as usize;
+    debug_assert!(space <= size_of_val(&control));
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid; the fields set point into our
+    // locals, which outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: recvmsg writes at most iov_len bytes into `buf` and at most
+    // msg_controllen bytes into `control`.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    let mut fds = Vec::new();
+    // SAFETY: the CMSG_* walk stays within msg_controllen bytes of
+    // `control`, as the kernel filled it; each SCM_RIGHTS entry's data is
+    // an array of descriptors the kernel installed in this process for
+    // us alone, read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let len = (*c).cmsg_len as usize - (data as usize - c as usize);
+                for i in 0..len / size_of::<RawFd>() {
+                    let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    fds.push(OwnedFd::from_raw_fd(fd));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, fds, msg.msg_flags & libc::MSG_CTRUNC != 0))
+}
+
 /// Whether anything listens on `addr` now.
 fn listening(addr: &UnixAddr) -> bool {
     let Ok(probe) = socket(
@@ -214,33 +266,19 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
         Err(e) => return fail(errno_of(e)),
     }
     let mut buf = [0u8; 64];
-    let mut cmsg = nix::cmsg_space!([RawFd; 8]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = match socket::recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    ) {
-        Ok(msg) => msg,
+    let (n, fds, truncated) = match recv_with_fds(&sock, &mut buf) {
+        Ok(got) => got,
         Err(nix::errno::Errno::ECONNRESET) | Err(nix::errno::Errno::EPIPE) => {
             return Attempt::Dropped
         }
         Err(e) => return fail(errno_of(e)),
     };
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().into_iter().flatten() {
-        if let ControlMessageOwned::ScmRights(received) = c {
-            // SAFETY: SCM_RIGHTS installed these descriptors in this
-            // process for us alone.
-            fds.extend(
-                received
-                    .into_iter()
-                    .map(|f| unsafe { OwnedFd::from_raw_fd(f) }),
-            );
-        }
+    if truncated {
+        // No room for every descriptor (RLIMIT_NOFILE): the ones that
+        // came are closed with `fds`.
+        crate::why!("connect: no descriptor free for what the exporter sent");
+        return fail(RsmError::InsufficientResources);
     }
-    let n = msg.bytes;
     let Some(reply) = Reply::decode(&buf[..n]) else {
         return Attempt::Dropped;
     };
@@ -311,6 +349,11 @@ impl ShmImport {
         agent.unregister(token, self.sock.as_fd());
         let mut state = self.state.lock();
         self.aborted.store(true, Ordering::Release);
+        // Before the re-pointing: a get/put that reads the trash checks the
+        // generation after its access and must see it moved (spec 5.2);
+        // one that reads between this and the re-pointing reads real data
+        // and is reported aborted anyway, which is only cautious.
+        self.generation.fetch_add(1, Ordering::SeqCst);
         // The state lock keeps the program's own unmap out; the data
         // mapping lives as long as `self`.
         if let Some(m) = state.mapping.as_ref() {
@@ -319,9 +362,7 @@ impl ShmImport {
         if let Some(m) = self.data.get() {
             trash(m);
         }
-        // After the re-pointing: a get/put that may have touched the trash
-        // sees the new generation when it checks (spec 5.2).
-        self.generation.fetch_add(1, Ordering::AcqRel);
+
         state.memfd = None; // let the exporter's memory go
         drop(state);
         // Wake every waiter and poller: they report RSMERR_CONN_ABORTED
