@@ -36,7 +36,11 @@ pub fn open(b: &mut Barrier) -> RsmResult<()> {
     if b.seg == 0 {
         return Err(RsmError::BarrierUninitialized);
     }
-    b.gnum = import::generation(b.seg)? as u16;
+    // The generation the connection was made with (0; spec 4.8), not the
+    // current one: a barrier opened after a forced disconnect must not
+    // close successfully over the anonymous pages that replaced the data.
+    import::generation(b.seg)?;
+    b.gnum = 0;
     b.opened = true;
     Ok(())
 }
