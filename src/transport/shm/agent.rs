@@ -98,6 +98,11 @@ pub struct Agent {
     /// eviction ever walks the listeners (a process may publish 100,000).
     pending: Mutex<BTreeMap<u64, Pending>>,
     next_token: AtomicU64,
+    /// A descriptor held in reserve by a process that publishes (on
+    /// /dev/null): with no other free, it is closed to accept a client
+    /// and refuse it, then opened again. Otherwise a listener that cannot
+    /// be accepted from stays readable and the agent would spin.
+    spare: Mutex<Option<OwnedFd>>,
 }
 
 static AGENT: Mutex<Option<(u32, Arc<Agent>)>> = Mutex::new(None);
@@ -119,6 +124,7 @@ pub fn agent() -> RsmResult<Arc<Agent>> {
         handlers: Mutex::new(HashMap::new()),
         pending: Mutex::new(BTreeMap::new()),
         next_token: AtomicU64::new(1),
+        spare: Mutex::new(None),
     });
     let runner = Arc::clone(&agent);
     std::thread::Builder::new()
@@ -128,6 +134,13 @@ pub fn agent() -> RsmResult<Arc<Agent>> {
         .map_err(|_| spawn_error())?;
     *slot = Some((pid, Arc::clone(&agent)));
     Ok(agent)
+}
+
+fn open_spare() -> Option<OwnedFd> {
+    // SAFETY: a NUL-terminated path; open returns a new descriptor or -1.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    // SAFETY: a new descriptor nothing else owns.
+    (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
 /// The agent of this process if it runs, without starting one (for
@@ -165,6 +178,23 @@ impl Agent {
         }
         super::fork::track(fd.as_raw_fd());
         Ok(())
+    }
+
+    /// Makes sure the reserve descriptor is held (before a publish).
+    pub fn keep_spare(&self) {
+        let mut spare = self.spare.lock();
+        if spare.is_none() {
+            *spare = open_spare();
+        }
+    }
+
+    /// Runs `f` with the reserve descriptor released, then takes it back.
+    pub fn with_spare<R>(&self, f: impl FnOnce() -> R) -> R {
+        let mut spare = self.spare.lock();
+        drop(spare.take());
+        let r = f();
+        *spare = open_spare();
+        r
     }
 
     /// Releases a reserved token that was never watched.

@@ -221,6 +221,32 @@ impl ShmExport {
                     // SAFETY: accept4 returned a new descriptor we now own.
                     Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
                     Err(nix::errno::Errno::EINTR) => continue,
+                    Err(nix::errno::Errno::EMFILE) | Err(nix::errno::Errno::ENFILE) => {
+                        // No descriptor free: take the client with the
+                        // reserve one and tell it, rather than leave it
+                        // waiting and the listener readable (a busy loop).
+                        let l = l.fd.as_raw_fd();
+                        agent.with_spare(|| {
+                            if let Ok(fd) =
+                                accept4(l, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC)
+                            {
+                                // SAFETY: accept4 returned a new descriptor we now own.
+                                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                                crate::why!("agent: no descriptor free; a connect is refused");
+                                send_reply(
+                                    &fd,
+                                    Reply {
+                                        status: RsmError::InsufficientResources.code(),
+                                        rights: 0,
+                                        fds: 0,
+                                        size: 0,
+                                    },
+                                    &[],
+                                );
+                            }
+                        });
+                        return;
+                    }
                     Err(_) => return,
                 }
             };
@@ -544,6 +570,7 @@ impl ExportPort for ShmExportPort {
                 Err(e) => return Err(RsmError::from_alloc_errno(e as i32)),
             }
         }
+        agent.keep_spare();
         listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN))
             .map_err(|e| RsmError::from_alloc_errno(e as i32))?;
         let token = agent.register(fd.as_fd(), Handler::Listener(Arc::downgrade(&self.0)))?;
