@@ -14,7 +14,7 @@ CWARN     := -std=c99 -Wall -Wextra -Werror -pedantic
 CFLAGS_T  := -std=c99 -Wall -Wextra -Werror -g -Iinclude
 SANITIZE  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LINK      := -L$(LIBDIR) -lrsm -Wl,-rpath,$(abspath $(LIBDIR)) -pthread
-CTESTS    := controller handles topology segmentid share leaks linger connect permissions hostile data events eventload window
+CTESTS    := controller handles topology segmentid share leaks linger connect permissions hostile data events eventload window faults threads
 RUST_SRC  := $(shell find src -name '*.rs') Cargo.toml build.rs
 
 .PHONY: all lib headers check-headers check-symbols layout ctests ctests-asan syscall-test \
