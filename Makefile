@@ -177,3 +177,20 @@ clean:
 # Sanitizer and checker runs (issue 7): valgrind over the C tests, the
 # unit tests under ASan, TSan and Miri.
 include mk/sanitize.mk
+include mk/fuzz.mk
+
+# Resource limits (issue 7.6): low RLIMIT_NOFILE and RLIMIT_AS, and as many
+# published segments as the descriptor limit allows (100,000 asked). Not in
+# `make test` yet: allocation failure aborts (Rust's stable allocator) and
+# 100,000 segments need 200,000 descriptors (see README, Reliability).
+limits: $(BUILD)/limits
+	$(BUILD)/limits
+
+# The reliability figures (README, Reliability): fuzzing (the last
+# fuzz-long or fuzz-smoke run), fault injection, bad inputs, leaks.
+reliability: $(addprefix $(BUILD)/,faults threads handles hostile leaks linger)
+	@mkdir -p $(BUILD)/reliability
+	@set -e; for t in faults threads handles hostile leaks linger; do \
+	  $(BUILD)/$$t > $(BUILD)/reliability/$$t.out 2>&1 || { cat $(BUILD)/reliability/$$t.out; exit 1; }; done
+	@$(MAKE) --no-print-directory fuzz-figures
+	@sh ctests/reliability.sh $(BUILD)/reliability
