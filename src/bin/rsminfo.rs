@@ -127,6 +127,8 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
 /// One controller as configured.
 struct Ctlr {
     name: String,
+    /// "same-host" or "window".
+    kind: &'static str,
     fabric: String,
     transport: Arc<dyn Transport>,
 }
@@ -148,17 +150,18 @@ fn controllers(config: &Config) -> Vec<Ctlr> {
     names
         .into_iter()
         .filter_map(|name| {
-            let fabric = match config.controllers.iter().find(|c| c.name == name) {
+            let (kind, fabric) = match config.controllers.iter().find(|c| c.name == name) {
                 Some(c) => match &c.kind {
-                    ControllerKind::Shm { fabric } => fabric.clone(),
+                    ControllerKind::Shm { fabric } => ("same-host", fabric.clone()),
                     // A window controller is its own fabric (issue 8).
-                    ControllerKind::Window(_) => format!("window:{name}"),
+                    ControllerKind::Window(_) => ("window", format!("window:{name}")),
                 },
-                None => config.fabric.clone(),
+                None => ("same-host", config.fabric.clone()),
             };
             let (name, transport) = controller::resolve(Some(&name), config).ok()?;
             Some(Ctlr {
                 name,
+                kind,
                 fabric,
                 transport,
             })
@@ -262,7 +265,7 @@ fn table(config: &Config, ctlrs: &[Ctlr], fabrics: &[Fabric]) -> String {
                     s,
                     "  {:<10} {:<10} {:<20} {:>6} {:>12} {:>12} {:>9}",
                     c.name,
-                    "same-host",
+                    c.kind,
                     c.fabric,
                     a.page_size,
                     bytes(a.max_export_segment_size as u64),
@@ -359,10 +362,12 @@ fn table(config: &Config, ctlrs: &[Ctlr], fabrics: &[Fabric]) -> String {
             }
         }
     }
-    let _ = writeln!(
-        s,
-        "\nWindow controllers (peers, heartbeats): none configured on this host"
-    );
+    if ctlrs.iter().all(|c| c.kind != "window") {
+        let _ = writeln!(
+            s,
+            "\nWindow controllers (peers, heartbeats): none configured on this host"
+        );
+    }
     s
 }
 
@@ -459,8 +464,9 @@ fn json(config: &Config, ctlrs: &[Ctlr], fabrics: &[Fabric]) -> String {
                 .map(|a| attrs_json(&a))
                 .unwrap_or_else(|_| "null".into());
             format!(
-                "{{\"name\":{},\"transport\":\"same-host\",\"fabric\":{},\"attributes\":{attrs}}}",
+                "{{\"name\":{},\"transport\":\"{}\",\"fabric\":{},\"attributes\":{attrs}}}",
                 esc(&c.name),
+                c.kind,
                 esc(&c.fabric)
             )
         })
