@@ -70,3 +70,30 @@ pub unsafe fn poll(
         _ => RsmError::BadArgsErrors,
     })
 }
+
+/// [`poll`] over the caller's array (`rsm_intr_signal_wait_pollfd`): the
+/// array is first read through the kernel, since a sanitizer's `poll`
+/// interceptor in the program would read it in user space and fault on a
+/// bad one; the kernel's own check would have said `RSMERR_BAD_ADDR`.
+///
+/// # Safety
+/// As [`poll`].
+pub unsafe fn poll_caller_array(
+    fds: *mut libc::pollfd,
+    nfds: libc::nfds_t,
+    timeout_ms: i32,
+) -> RsmResult<usize> {
+    // The kernel refuses more entries than RLIMIT_NOFILE before it reads
+    // any: say the same before reading such an array.
+    if nfds > 1024 {
+        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(libc::RLIM_INFINITY, |(soft, _)| soft);
+        if nfds > limit {
+            return Err(RsmError::BadArgsErrors);
+        }
+    }
+    let bytes = (nfds as usize).saturating_mul(std::mem::size_of::<libc::pollfd>());
+    crate::uaccess::check_readable(fds.cast::<u8>(), bytes)?;
+    // SAFETY: as the caller promised.
+    unsafe { poll(fds, nfds, timeout_ms) }
+}

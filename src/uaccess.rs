@@ -85,6 +85,21 @@ pub fn copy_out<T: Copy>(dst: *mut T, value: &T) -> RsmResult<()> {
     }
 }
 
+/// Checks that `len` bytes at `src` can be read, through the kernel, in
+/// chunks (nothing is kept): for an array the library hands to a system
+/// call, so that a bad one is `RSMERR_BAD_ADDR` even where a sanitizer's
+/// interceptor would read it in user space first.
+pub fn check_readable(src: *const u8, len: usize) -> RsmResult<()> {
+    let mut chunk = [0u8; 4096];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(chunk.len());
+        checked_copy(chunk.as_mut_ptr(), src.wrapping_add(done), n)?;
+        done += n;
+    }
+    Ok(())
+}
+
 /// Reads a `T` from `src`. NULL, misaligned or unreadable: `RSMERR_BAD_ADDR`.
 /// `T` must be plain data (integers, pointers) for which any bits are valid.
 pub fn copy_in<T: Copy>(src: *const T) -> RsmResult<T> {

@@ -86,7 +86,7 @@ pub unsafe extern "C" fn rsm_intr_signal_wait_pollfd(
             return Err(RsmError::BadAddr);
         }
         // SAFETY: the caller's array, which the kernel checks (EFAULT).
-        if unsafe { platform::poll(fds, nfds, timeout) }? == 0 {
+        if unsafe { platform::poll_caller_array(fds, nfds, timeout) }? == 0 {
             return Err(RsmError::Timeout);
         }
         // SAFETY: poll just read and wrote all `nfds` entries, so they are
