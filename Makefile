@@ -141,7 +141,7 @@ cargo-test:
 rsminfo-test: $(BUILD)/rsminfo
 	$(BUILD)/rsminfo $(abspath $(LIBDIR))/rsminfo
 
-test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan syscall-test pkgconfig-test preload-test rsminfo-test bench-smoke sanitize
+test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan syscall-test pkgconfig-test preload-test rsminfo-test bench-smoke sanitize fuzz-smoke
 	@echo "make test: all suites passed"
 
 # An exporter and two importers, separate processes, exchange data through
