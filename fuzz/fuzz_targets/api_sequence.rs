@@ -560,9 +560,9 @@ fn known(which: &str) -> bool {
     *all || FIXED.contains(&which) || some.split(',').any(|w| w == which)
 }
 
-/// Findings fixed since (6787334): their arguments are generated again by
-/// default.
-const FIXED: &[&str] = &["getput", "vector"];
+/// Findings fixed since (getput, vector: 6787334; poll: 4ba1464): their
+/// arguments are generated again by default.
+const FIXED: &[&str] = &["getput", "vector", "poll"];
 
 /// Finding 2: lengths whose byte count exceeds isize::MAX make the library
 /// build a slice that long before it checks the segment (UB). Unless
