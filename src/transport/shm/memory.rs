@@ -216,8 +216,8 @@ fn copy_into(fd: &OwnedFd, vaddr: usize, len: usize) -> RsmResult<()> {
 }
 
 /// Replaces the shared mapping at `[vaddr, vaddr + len)` with a private
-/// anonymous copy of its current contents.
-fn privatize(vaddr: usize, len: usize) -> RsmResult<()> {
+/// anonymous copy of its current contents (also the window transport's).
+pub(crate) fn privatize(vaddr: usize, len: usize) -> RsmResult<()> {
     // SAFETY: a fresh anonymous mapping somewhere the kernel chooses.
     let tmp = unsafe {
         libc::mmap(

@@ -12,7 +12,7 @@ mod channel;
 mod export;
 mod fork;
 mod import;
-mod memory;
+pub(crate) mod memory;
 pub mod wire;
 
 use crate::config::NodeId;

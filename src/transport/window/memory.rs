@@ -3,12 +3,9 @@
 //! memfd), giving it back as private memory, and re-pointing an
 //! importer's mapping at anonymous memory after a forced disconnect.
 //!
-//! Copied, reduced, from `transport/shm/memory.rs` and `shm/channel.rs`
-//! (their modules are private to `shm`, which another engineer owns):
-//! `check_private_rw` (the /proc/self/maps text only, without
-//! `PROCMAP_QUERY`: window segments are few), `privatize`, and the pipe
-//! doorbell. Making `shm::memory` and `shm::channel::Bell` `pub(crate)`
-//! would let both transports share one copy.
+//! `check_private_rw` and `privatize` are the same-host transport's own
+//! (`transport/shm/memory.rs`); the pipe doorbell here is a reduced copy
+//! of `shm/channel.rs`'s (local pipes only: both ends in this process).
 
 use crate::error::{RsmError, RsmResult};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -20,52 +17,9 @@ fn errno() -> i32 {
 }
 
 /// Checks that `[vaddr, vaddr + len)` is mapped, private, readable and
-/// writable (`/proc/self/maps`): shared memory would be cut off from its
-/// other users by the remap (docs/compatibility.md).
-pub fn check_private_rw(vaddr: usize, len: usize) -> RsmResult<()> {
-    let maps =
-        std::fs::read_to_string("/proc/self/maps").map_err(|_| RsmError::InsufficientResources)?;
-    check_private_rw_in(&maps, vaddr, len)
-}
-
-fn check_private_rw_in(maps: &str, vaddr: usize, len: usize) -> RsmResult<()> {
-    let end = vaddr.checked_add(len).ok_or(RsmError::BadAddr)?;
-    let mut covered = vaddr;
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let Some((lo, hi)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
-        else {
-            continue;
-        };
-        if hi <= covered || lo >= end {
-            continue;
-        }
-        if lo > covered {
-            break; // a hole
-        }
-        let p = perms.as_bytes();
-        if p.len() < 4 || p[3] != b'p' {
-            crate::why!("export: {lo:#x}-{hi:#x} is a shared mapping; export private memory");
-            return Err(RsmError::BadAddr);
-        }
-        if p[0] != b'r' || p[1] != b'w' {
-            crate::why!("export: {lo:#x}-{hi:#x} is not readable and writable");
-            return Err(RsmError::PermDenied);
-        }
-        covered = hi;
-        if covered >= end {
-            return Ok(());
-        }
-    }
-    crate::why!("export: {vaddr:#x}+{len:#x} is not all mapped");
-    Err(RsmError::BadAddr)
-}
+/// writable: the same-host transport's check (PROCMAP_QUERY, else the
+/// text of /proc/self/maps), which has its own tests.
+pub(crate) use crate::transport::shm::memory::check_private_rw;
 
 /// Maps `len` bytes of `fd` from `offset`, shared and read-write, at
 /// exactly `vaddr`, replacing what was there (the caller copied it away).
@@ -90,42 +44,7 @@ pub fn map_window_at(vaddr: usize, len: usize, fd: RawFd, offset: u64) -> RsmRes
 
 /// Replaces the shared mapping at `[vaddr, vaddr + len)` with a private
 /// anonymous copy of its current contents, atomically (`mremap`).
-pub fn privatize(vaddr: usize, len: usize) -> RsmResult<()> {
-    // SAFETY: a fresh anonymous mapping somewhere the kernel chooses.
-    let tmp = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if tmp == libc::MAP_FAILED {
-        return Err(RsmError::from_alloc_errno(errno()));
-    }
-    // SAFETY: both ranges are `len` bytes, mapped, and do not overlap.
-    unsafe { std::ptr::copy_nonoverlapping(vaddr as *const u8, tmp.cast::<u8>(), len) };
-    // SAFETY: moves our temporary mapping over the segment range; the old
-    // (shared) mapping there is dropped, its data already copied.
-    let moved = unsafe {
-        libc::mremap(
-            tmp,
-            len,
-            len,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-            vaddr as *mut libc::c_void,
-        )
-    };
-    if moved == libc::MAP_FAILED {
-        let e = errno();
-        // SAFETY: tmp is our own mapping, still in place.
-        unsafe { libc::munmap(tmp, len) };
-        return Err(RsmError::from_alloc_errno(e));
-    }
-    Ok(())
-}
+pub(crate) use crate::transport::shm::memory::privatize;
 
 /// A mapping this process made of a segment.
 pub struct Mapping {
@@ -272,25 +191,6 @@ impl Bell {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn maps_lines_are_checked() {
-        let maps =
-            "1000-3000 rw-p 0 0:0 0\n3000-4000 rw-s 0 0:0 0 /dev/zero\n5000-6000 r--p 0 0:0 0\n";
-        assert_eq!(check_private_rw_in(maps, 0x1000, 0x2000), Ok(()));
-        assert_eq!(
-            check_private_rw_in(maps, 0x2000, 0x2000),
-            Err(RsmError::BadAddr)
-        );
-        assert_eq!(
-            check_private_rw_in(maps, 0x5000, 0x1000),
-            Err(RsmError::PermDenied)
-        );
-        assert_eq!(
-            check_private_rw_in(maps, 0x4000, 0x1000),
-            Err(RsmError::BadAddr)
-        );
-    }
 
     #[test]
     fn bell_rings_and_drains() {
