@@ -349,6 +349,22 @@ pub fn spin() -> Duration {
     })
 }
 
+/// `rsm_intr_signal_wait` with timeout 0 on a transport's side: one
+/// event if pending, else why waiting is pointless, else (a wake-up that
+/// found nothing) the doorbells are settled and `false`.
+pub fn take_now(w: &dyn Waitable) -> RsmResult<bool> {
+    if w.take() {
+        return Ok(true);
+    }
+    match w.ended() {
+        Some(e) => Err(e),
+        None => {
+            w.settle();
+            Ok(false)
+        }
+    }
+}
+
 /// Probes between two looks at the clock while spinning.
 const SPIN_ROUNDS: u32 = 32;
 

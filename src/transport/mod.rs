@@ -181,3 +181,16 @@ pub trait ImportPort: Signals {
     /// stays, on anonymous memory, until the port is dropped.
     fn close(&self, shared: bool);
 }
+
+/// `PROT_*` for `RSM_PERM_*` bits: the protection an import maps with.
+pub(crate) fn prot_of(perm: u32) -> i32 {
+    use crate::core::permission::{PERM_READ, PERM_WRITE};
+    let mut prot = libc::PROT_NONE;
+    if perm & PERM_READ != 0 {
+        prot |= libc::PROT_READ;
+    }
+    if perm & PERM_WRITE != 0 {
+        prot |= libc::PROT_WRITE;
+    }
+    prot
+}

@@ -8,7 +8,6 @@ use super::channel::{self, Channel};
 use super::export::segment_name;
 use super::wire::{Reply, Request};
 use crate::config::NodeId;
-use crate::core::permission::{PERM_READ, PERM_WRITE};
 use crate::error::{RsmError, RsmResult};
 use crate::transport::events::{self, Doorbell, Waitable, Woke};
 use crate::transport::{ImportPort, Signals};
@@ -79,18 +78,6 @@ fn trash(m: &Mapping) {
             0,
         )
     };
-}
-
-/// `PROT_*` for `RSM_PERM_*` bits.
-fn prot_of(perm: u32) -> i32 {
-    let mut prot = libc::PROT_NONE;
-    if perm & PERM_READ != 0 {
-        prot |= libc::PROT_READ;
-    }
-    if perm & PERM_WRITE != 0 {
-        prot |= libc::PROT_WRITE;
-    }
-    prot
 }
 
 /// The `ImportPort` handed to core; dropping it disconnects.
@@ -475,16 +462,7 @@ impl Signals for ShmImportPort {
     }
 
     fn take(&self) -> RsmResult<bool> {
-        if Waitable::take(&*self.0) {
-            return Ok(true);
-        }
-        match self.0.ended() {
-            Some(e) => Err(e),
-            None => {
-                self.0.settle();
-                Ok(false)
-            }
-        }
+        events::take_now(&*self.0)
     }
 
     fn pollfd(&self) -> RsmResult<RawFd> {
@@ -517,7 +495,7 @@ impl ImportPort for ShmImportPort {
         let Some(memfd) = state.memfd.as_ref() else {
             return Err(RsmError::BadPerms);
         };
-        let prot = prot_of(perm);
+        let prot = crate::transport::prot_of(perm);
         let len = page_round(len);
         let flags = libc::MAP_SHARED | if fixed.is_some() { libc::MAP_FIXED } else { 0 };
         // SAFETY: maps our segment descriptor; with MAP_FIXED the caller
@@ -578,7 +556,11 @@ impl ImportPort for ShmImportPort {
         // After a forced disconnect the memory is gone: anonymous pages
         // stand in, as for a mapping re-pointed then (`trash`).
         let (prot, flags, fd) = match state.memfd.as_ref() {
-            Some(fd) => (prot_of(self.0.rights), libc::MAP_SHARED, fd.as_raw_fd()),
+            Some(fd) => (
+                crate::transport::prot_of(self.0.rights),
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+            ),
             None => (
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,

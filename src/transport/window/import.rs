@@ -52,18 +52,6 @@ pub struct WinImport {
 /// The `ImportPort` handed to core; dropping it disconnects.
 pub struct WindowImportPort(Arc<WinImport>);
 
-/// `PROT_*` for `RSM_PERM_*` bits.
-fn prot_of(perm: u32) -> i32 {
-    let mut prot = libc::PROT_NONE;
-    if perm & PERM_READ != 0 {
-        prot |= libc::PROT_READ;
-    }
-    if perm & PERM_WRITE != 0 {
-        prot |= libc::PROT_WRITE;
-    }
-    prot
-}
-
 /// Whether this process holds CAP_IPC_OWNER (bit 15 of CapEff): claimed
 /// in the request, as the uid is (docs/security.md).
 fn ipc_owner() -> bool {
@@ -372,17 +360,11 @@ impl Signals for WindowImportPort {
     }
 
     fn take(&self) -> RsmResult<bool> {
-        if Waitable::take(&*self.0) {
-            self.0.settle();
-            return Ok(true);
+        let took = events::take_now(&*self.0)?;
+        if took {
+            self.0.settle(); // the agent's ring may be stale now
         }
-        match self.0.ended() {
-            Some(e) => Err(e),
-            None => {
-                self.0.settle();
-                Ok(false)
-            }
-        }
+        Ok(took)
     }
 
     fn pollfd(&self) -> RsmResult<RawFd> {
@@ -421,7 +403,7 @@ impl ImportPort for WindowImportPort {
             i.win.fd.as_raw_fd(),
             i.win.file_offset + i.offset + offset as u64,
             len,
-            prot_of(perm),
+            crate::transport::prot_of(perm),
             fixed,
         )?;
         let addr = m.addr;
@@ -462,7 +444,7 @@ impl ImportPort for WindowImportPort {
                 i.win.fd.as_raw_fd(),
                 i.win.file_offset + i.offset,
                 len,
-                prot_of(i.rights),
+                crate::transport::prot_of(i.rights),
                 None,
             )?
         };
