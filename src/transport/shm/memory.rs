@@ -396,7 +396,6 @@ mod tests {
             )
         } as usize;
         let file = std::fs::File::open("/proc/self/maps").unwrap();
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         for (addr, len) in [
             (base, 2 * page),
             (base, 3 * page),
@@ -406,10 +405,23 @@ mod tests {
             (shared, page),
             (usize::MAX - 10, page),
         ] {
-            let text = check_private_rw_in(&maps, addr, len);
-            match query_private_rw(&file, addr, len) {
-                Some(kernel) => assert_eq!(kernel, text, "{addr:#x}+{len:#x}"),
-                None => eprintln!("PROCMAP_QUERY not available: the text decides"),
+            // Other tests run in parallel threads and may map the freed
+            // page between the two reads: compare fresh snapshots until
+            // they are of the same address space, a few times at most.
+            let mut last = None;
+            for _ in 0..5 {
+                let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+                let text = check_private_rw_in(&maps, addr, len);
+                let kernel = query_private_rw(&file, addr, len);
+                let same = kernel.is_none_or(|k| k == text);
+                last = Some((kernel, text));
+                if same {
+                    break;
+                }
+            }
+            match last {
+                Some((Some(kernel), text)) => assert_eq!(kernel, text, "{addr:#x}+{len:#x}"),
+                _ => eprintln!("PROCMAP_QUERY not available: the text decides"),
             }
         }
         assert_eq!(check_private_rw(base, 2 * page), Ok(()));
