@@ -30,10 +30,13 @@
  *
  * This process never calls the library: every case runs in a child of its
  * own (no fork ever happens while a library thread runs, see events.c).
- * Usage: limits [segments] (default 100000).
+ * Usage: limits [--fit] [segments] (default 100000). With --fit, where the
+ * hard descriptor limit cannot be raised, part C publishes as many
+ * segments as it allows instead (and all of those must work).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <malloc.h>
 #include <rsmapi.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -48,6 +51,7 @@
 
 static size_t len;
 static char fabric[64];
+static int fit; /* --fit: part C publishes as many as the hard limit allows */
 
 /* ---- small helpers ---- */
 
@@ -222,10 +226,70 @@ static pid_t child(void)
     return pid;
 }
 
+/* ---- RLIMIT_AS helpers (not under ASan, which reserves terabytes) ---- */
+
+#ifndef __SANITIZE_ADDRESS__
+static long vm_size_kb(void)
+{
+    long kb = 0;
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb;
+}
+
+static struct rlimit as0;
+/* Leaves `room` bytes of address space above what the process uses now. */
+static void as_room(long room)
+{
+    struct rlimit r = as0;
+    r.rlim_cur = (rlim_t)(vm_size_kb() * 1024 + room);
+    CHECK(setrlimit(RLIMIT_AS, &r) == 0);
+}
+static void as_restore(void) { CHECK(setrlimit(RLIMIT_AS, &as0) == 0); }
+
+enum as_op { AS_CREATE, AS_PUBLISH, AS_CONNECT, AS_MAP };
+static const char *as_names[] = {"export_create", "export_publish", "import_connect",
+                                 "import_map"};
+
+/* In a child (a fresh process: it has started no thread yet unless
+ * `warm`): `op` with `room` bytes of address space to spare, then again
+ * with the limit raised. Returns through the exit status. */
+/* Takes every byte malloc can still give (its free lists, then the room
+ * left under the limit), as a program that ran out of memory would have. */
+static void *exhaust(void)
+{
+    void *list = NULL;
+    for (size_t size = 1 << 20; size >= sizeof(void *); size /= 2) {
+        void *p;
+        while ((p = malloc(size)) != NULL) {
+            *(void **)p = list;
+            list = p;
+        }
+    }
+    return list;
+}
+
+static void release(void *list)
+{
+    while (list) {
+        void *next = *(void **)list;
+        free(list);
+        list = next;
+    }
+}
+
+#endif
+
 /* ---- an exporter that others connect to: publishes `id` (one page of
  * `fill`), answers 'r', then obeys: '0'..'9' leaves it that many free
- * descriptors, 'u' raises the limit again, 'c' checks its descriptors and
- * mappings are back to where they were at 'r', 'q' destroys and exits.
+ * descriptors, 'u' raises the limit again, 'm' takes every byte of memory
+ * malloc can give (RLIMIT_AS at what it uses, one malloc arena for all
+ * threads, so its agent is out of memory too), 'M' gives it back, 'c'
+ * checks its descriptors and mappings are back to where they were at 'r',
+ * 'q' destroys and exits.
  * Each answered 'y' or 'n'. ---- */
 
 struct exporter {
@@ -244,6 +308,11 @@ static struct exporter start_exporter(rsm_memseg_id_t id, char fill)
         rsmapi_controller_handle_t c;
         rsm_memseg_export_handle_t ex;
         char *buf = pages(1, fill);
+        void *hoard = NULL;
+#ifndef __SANITIZE_ADDRESS__
+        CHECK(getrlimit(RLIMIT_AS, &as0) == 0);
+        CHECK(mallopt(M_ARENA_MAX, 1) == 1);
+#endif
         CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
         CHECK_RC(rsm_memseg_export_create(c, &ex, buf, len, 0), RSM_SUCCESS);
         CHECK_RC(rsm_memseg_export_publish(ex, &id, NULL, 0), RSM_SUCCESS);
@@ -255,6 +324,17 @@ static struct exporter start_exporter(rsm_memseg_id_t id, char fill)
             int before = failed;
             if (cmd >= '0' && cmd <= '9') nofile(with_free(cmd - '0'));
             if (cmd == 'u') nofile_restore();
+#ifndef __SANITIZE_ADDRESS__
+            if (cmd == 'm' && !hoard) {
+                as_room(0);
+                hoard = exhaust();
+            }
+            if (cmd == 'M') {
+                release(hoard);
+                hoard = NULL;
+                as_restore();
+            }
+#endif
             if (cmd == 'c') {
                 int now_fds = fds_settle_to(fds), now_maps = memfd_maps();
                 CHECK(now_fds == fds);
@@ -473,58 +553,6 @@ static void nofile_exporter_full(void)
 /* ---- B. RLIMIT_AS ---- */
 
 #ifndef __SANITIZE_ADDRESS__
-static long vm_size_kb(void)
-{
-    long kb = 0;
-    char line[256];
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %ld kB", &kb) == 1) break;
-    if (f) fclose(f);
-    return kb;
-}
-
-static struct rlimit as0;
-/* Leaves `room` bytes of address space above what the process uses now. */
-static void as_room(long room)
-{
-    struct rlimit r = as0;
-    r.rlim_cur = (rlim_t)(vm_size_kb() * 1024 + room);
-    CHECK(setrlimit(RLIMIT_AS, &r) == 0);
-}
-static void as_restore(void) { CHECK(setrlimit(RLIMIT_AS, &as0) == 0); }
-
-enum as_op { AS_CREATE, AS_PUBLISH, AS_CONNECT, AS_MAP };
-static const char *as_names[] = {"export_create", "export_publish", "import_connect",
-                                 "import_map"};
-
-/* In a child (a fresh process: it has started no thread yet unless
- * `warm`): `op` with `room` bytes of address space to spare, then again
- * with the limit raised. Returns through the exit status. */
-/* Takes every byte malloc can still give (its free lists, then the room
- * left under the limit), as a program that ran out of memory would have. */
-static void *exhaust(void)
-{
-    void *list = NULL;
-    for (size_t size = 1 << 20; size >= sizeof(void *); size /= 2) {
-        void *p;
-        while ((p = malloc(size)) != NULL) {
-            *(void **)p = list;
-            list = p;
-        }
-    }
-    return list;
-}
-
-static void release(void *list)
-{
-    while (list) {
-        void *next = *(void **)list;
-        free(list);
-        list = next;
-    }
-}
-
 static void as_case(enum as_op op, long room, int warm, int starve, int *seen)
 {
     int s[2];
@@ -594,6 +622,53 @@ static void as_case(enum as_op op, long room, int warm, int starve, int *seen)
     snprintf(what, sizeof what, "RLIMIT_AS: %s with %ld KiB to spare%s%s", as_names[op],
              room / 1024, warm ? " (agent running)" : "", starve ? ", malloc exhausted" : "");
     check_child(pid, what);
+}
+
+/* An exporter out of memory (malloc exhausted in every thread): an
+ * importer's connect gets RSMERR_INSUFFICIENT_MEM, the exporter keeps
+ * nothing of it and lives; with its memory back, the connect works. */
+static void as_exporter_full(void)
+{
+    struct exporter e = start_exporter(0x400050, 'G');
+    int codes[2];
+    for (int k = 0; k < 2; k++) {
+        CHECK(command(&e, k == 0 ? 'm' : 'M'));
+        int s[2];
+        CHECK(duct(s) == 0);
+        pid_t pid = child();
+        if (pid == 0) {
+            close(s[0]);
+            rsmapi_controller_handle_t c;
+            rsm_memseg_import_handle_t im = NULL;
+            rsmapi_barrier_t bar;
+            char got[16];
+            CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+            int rc = rsm_memseg_import_connect(c, 0, 0x400050, RSM_PERM_RDWR, &im);
+            if (k == 0) {
+                CHECK_RC(rc, RSMERR_INSUFFICIENT_MEM);
+                CHECK(im == NULL);
+            } else {
+                CHECK_RC(rc, RSM_SUCCESS);
+                CHECK_RC(rsm_memseg_import_init_barrier(im, RSM_BARRIER_SEGMENT, &bar), RSM_SUCCESS);
+                CHECK_RC(rsm_memseg_import_get(im, 0, got, sizeof got), RSM_SUCCESS);
+                CHECK(filled(got, sizeof got, 'G'));
+                CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+            }
+            CHECK(send(s[1], &rc, sizeof rc, MSG_NOSIGNAL) == (ssize_t)sizeof rc);
+            CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
+            child_exit();
+        }
+        close(s[1]);
+        int rc = -1;
+        CHECK(read(s[0], &rc, sizeof rc) == (ssize_t)sizeof rc);
+        close(s[0]);
+        codes[k] = rc;
+        check_child(pid, "importer of an exporter out of memory");
+    }
+    CHECK(command(&e, 'c'));
+    printf("limits: connect to an exporter out of memory, then with its memory back: %s, %s\n",
+           rc_name(codes[0]), rc_name(codes[1]));
+    stop_exporter(&e, "exporter out of memory");
 }
 
 static void as_limits(void)
@@ -771,15 +846,25 @@ static void hundred_thousand(int n)
         struct rlimit big = {(rlim_t)want_fds, (rlim_t)want_fds};
         if (setrlimit(RLIMIT_NOFILE, &big) != 0) {
             /* Above the hard limit needs CAP_SYS_RESOURCE (a container may
-             * withhold it even from root): say so, then go as far as the
-             * hard limit allows, to show which call stops where. */
-            failed++;
-            fprintf(stderr, "limits: setrlimit(RLIMIT_NOFILE, %ld) failed: %s (hard limit %ld; "
-                            "raising it needs CAP_SYS_RESOURCE)\n",
-                    want_fds, strerror(errno), (long)nofile0.rlim_max);
+             * withhold it even from root). With --fit, as many as the hard
+             * limit allows must work; without, say so and go as far as it
+             * allows, to show which call stops where. */
+            int e = errno;
             big = nofile0;
             big.rlim_cur = big.rlim_max;
             CHECK(setrlimit(RLIMIT_NOFILE, &big) == 0);
+            int fits = (int)(((long)big.rlim_max - 4096) / 2);
+            if (fit && fits > 0) {
+                printf("limits: %d segments asked; the hard descriptor limit (%ld) allows %d and "
+                       "cannot be raised here (%s: needs CAP_SYS_RESOURCE): publishing %d\n",
+                       n, (long)big.rlim_max, fits, strerror(e), fits);
+                n = fits;
+            } else {
+                failed++;
+                fprintf(stderr, "limits: setrlimit(RLIMIT_NOFILE, %ld) failed: %s (hard limit %ld; "
+                                "raising it needs CAP_SYS_RESOURCE)\n",
+                        want_fds, strerror(e), (long)nofile0.rlim_max);
+            }
         }
         rsmapi_controller_handle_t c;
         CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
@@ -897,6 +982,11 @@ static void hundred_thousand(int n)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--fit") == 0) {
+        fit = 1;
+        argc--;
+        argv++;
+    }
     int n = argc > 1 ? atoi(argv[1]) : SEGMENTS;
     len = (size_t)sysconf(_SC_PAGESIZE);
     snprintf(fabric, sizeof fabric, "ctest-limits-%d", (int)getpid());
@@ -910,6 +1000,7 @@ int main(int argc, char **argv)
     nofile_exporter_full();
 #ifndef __SANITIZE_ADDRESS__ /* ASan reserves terabytes: RLIMIT_AS cannot apply */
     as_limits();
+    as_exporter_full();
 #endif
     stop_exporter(&e1, "exporter");
     hundred_thousand(n);

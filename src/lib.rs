@@ -23,9 +23,15 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod handles;
+pub mod oom;
 pub mod platform;
 pub mod trace;
 pub mod transport;
 pub mod uaccess;
 
 pub use error::{RsmError, RsmResult};
+
+/// malloc first, then an emergency reserve, so that low memory gives
+/// `RSMERR_INSUFFICIENT_MEM` rather than Rust's abort ([`oom`]).
+#[global_allocator]
+static ALLOCATOR: oom::Allocator = oom::Allocator;

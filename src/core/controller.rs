@@ -110,6 +110,7 @@ pub fn open(
             .ok_or(RsmError::InsufficientResources)?;
         return Ok(o.handle);
     }
+    crate::oom::headroom()?;
     let presence = transport.announce(node, canonical)?;
     let controller = Controller {
         loopback,

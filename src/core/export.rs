@@ -95,6 +95,7 @@ fn lookup(handle: usize) -> RsmResult<Arc<ExportSegment>> {
 /// `rsm_memseg_export_create`, after the argument checks of the ABI.
 pub fn create(ctrl: usize, vaddr: usize, len: usize, flags: u32, me: Creator) -> RsmResult<usize> {
     let controller = controller::lookup(ctrl)?;
+    crate::oom::headroom()?;
     let attrs = controller.transport.attributes()?;
     // Solaris skips the size check for loopback (its maximum was 0).
     if !controller.loopback && len > attrs.max_export_segment_size {
@@ -170,6 +171,7 @@ pub fn publish(
         return Err(RsmError::NotCreator);
     }
     let acl = acl?;
+    crate::oom::headroom()?;
     let node = seg.controller.local_node;
     permission::validate_acl(&acl, seg.controller.loopback, node)?;
     *seg.policy.acl.write() = acl;

@@ -69,6 +69,7 @@ pub fn connect(ctrl: usize, node: u32, segid: u32, perm: u32) -> RsmResult<usize
     if controller.loopback && node != controller.local_node {
         return Err(RsmError::CtlrNotPresent);
     }
+    crate::oom::headroom()?;
     let port = controller
         .transport
         .connect(controller.local_node, node, segid, perm)?;

@@ -22,6 +22,7 @@ pub fn create(ctrl: usize, addr: usize, len: usize) -> RsmResult<usize> {
     if len == 0 {
         return Err(RsmError::BadLength);
     }
+    crate::oom::headroom()?;
     LOCAL.insert(LocalMemory { addr, len })
 }
 

@@ -10,7 +10,7 @@ pub mod window;
 
 use crate::config::NodeId;
 use crate::core::permission::Peer;
-use crate::error::RsmResult;
+use crate::error::{RsmError, RsmResult};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
@@ -193,4 +193,58 @@ pub(crate) fn prot_of(perm: u32) -> i32 {
         prot |= libc::PROT_WRITE;
     }
     prot
+}
+
+/// Address space a new library thread needs beyond its stack: the C
+/// library's first allocations in a new thread map memory of their own
+/// (a new arena, or single pages when that fails), and a failure there is
+/// the C library's fatal error, not an error code.
+const THREAD_ROOM: usize = 1 << 20;
+
+/// Starts a library thread (an agent) and returns once it runs, so its
+/// start-up allocations (std's thread handle, the C library's list of
+/// thread-local destructors) happen now, while the room checked here is
+/// there, and not whenever the scheduler gets round to the thread.
+/// `RSMERR_INSUFFICIENT_MEM` if the address space has no room for its
+/// stack and [`THREAD_ROOM`]; `RSMERR_INSUFFICIENT_RESOURCES` if the
+/// thread cannot be made for another reason (a task limit).
+pub(crate) fn spawn_started(
+    name: &str,
+    stack: usize,
+    body: impl FnOnce() + Send + 'static,
+) -> RsmResult<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let room = stack + THREAD_ROOM;
+    // SAFETY: an inaccessible, unreserved anonymous mapping, unmapped at once.
+    let probe = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            room,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if probe == libc::MAP_FAILED {
+        crate::why!("out of memory: no room for a {room}-byte thread; the call makes nothing");
+        return Err(RsmError::InsufficientMem);
+    }
+    // SAFETY: the probe mapping made just above.
+    unsafe { libc::munmap(probe, room) };
+    let started = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&started);
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(stack)
+        .spawn(move || {
+            flag.store(true, Ordering::Release);
+            drop(flag);
+            body()
+        })
+        .map_err(|_| RsmError::InsufficientResources)?;
+    while !started.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    Ok(())
 }

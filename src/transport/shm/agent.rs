@@ -38,28 +38,6 @@ pub const ACCEPT_BATCH: usize = 4;
 /// The agent's stack: an epoll loop needs little.
 const AGENT_STACK: usize = 256 * 1024;
 
-/// Why the agent thread could not start. glibc reports a stack it could not
-/// map as `EAGAIN`, like a task limit; a probe mapping tells them apart.
-fn spawn_error() -> RsmError {
-    // SAFETY: an inaccessible, unreserved anonymous mapping, unmapped at once.
-    let probe = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            AGENT_STACK + 4096,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if probe == libc::MAP_FAILED {
-        return RsmError::InsufficientMem;
-    }
-    // SAFETY: the probe mapping made just above.
-    unsafe { libc::munmap(probe, AGENT_STACK + 4096) };
-    RsmError::InsufficientResources
-}
-
 /// What a registered descriptor is.
 pub enum Handler {
     /// A published segment's listening socket.
@@ -127,11 +105,7 @@ pub fn agent() -> RsmResult<Arc<Agent>> {
         spare: Mutex::new(None),
     });
     let runner = Arc::clone(&agent);
-    std::thread::Builder::new()
-        .name("rsm-agent".into())
-        .stack_size(AGENT_STACK)
-        .spawn(move || runner.run())
-        .map_err(|_| spawn_error())?;
+    crate::transport::spawn_started("rsm-agent", AGENT_STACK, move || runner.run())?;
     *slot = Some((pid, Arc::clone(&agent)));
     Ok(agent)
 }

@@ -312,6 +312,9 @@ impl ShmExport {
             peer.ipc_owner = true;
             admitted = listening.admission.admit(&peer, request.perm);
         }
+        // An exporter out of memory says so rather than take on the
+        // per-importer state it could not allocate (oom.rs).
+        let admitted = admitted.and_then(|r| crate::oom::headroom().map(|()| r));
         let size = state.region.as_ref().map_or(0, |r| r.size()) as u64;
         let rights = match admitted {
             Err(e) => {

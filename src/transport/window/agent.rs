@@ -39,12 +39,7 @@ const AGENT_STACK: usize = 256 * 1024;
 pub fn start(net: &Arc<Net>) -> RsmResult<()> {
     let weak = Arc::downgrade(net);
     let kick = Arc::clone(&net.kick);
-    std::thread::Builder::new()
-        .name("rsm-window".into())
-        .stack_size(AGENT_STACK)
-        .spawn(move || run(weak, kick))
-        .map(|_| ())
-        .map_err(|_| RsmError::InsufficientResources)
+    crate::transport::spawn_started("rsm-window", AGENT_STACK, move || run(weak, kick))
 }
 
 fn run(weak: Weak<Net>, kick: Arc<super::Kick>) {

@@ -202,7 +202,8 @@ impl WinExport {
             groups,
             ipc_owner: w.slot_field(s, S_FLAGS) & FLAG_IPC_OWNER != 0,
         };
-        match p.admission.admit(&peer, w.slot_field(s, S_REQUESTED)) {
+        let admitted = p.admission.admit(&peer, w.slot_field(s, S_REQUESTED));
+        match admitted.and_then(|r| crate::oom::headroom().map(|()| r)) {
             Err(e) => refuse(e),
             Ok(rights) => {
                 w.set_slot_field(s, S_GRANTED, rights);
