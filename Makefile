@@ -111,7 +111,7 @@ preload-test: lib
 # the public API through librsm, each against baselines measured in the
 # same run (raw memfd, memcpy, eventfd, fd passing, UCX's ucx_perftest);
 # windowbench puts the window transport beside shm0 in the same run.
-# `make bench`: full sizes (about 5 minutes), installs ucx-utils and
+# `make bench`: full sizes (about 6 minutes), installs ucx-utils and
 # python3-matplotlib if missing, results, plots and MET/MISSED targets in
 # bench/results/. `make bench-smoke`: tiny sizes, installs nothing, output
 # in $(BUILD)/bench-smoke/; fails only if an RSM call fails, never on timing.
