@@ -109,12 +109,13 @@ preload-test: lib
 
 # Benchmarks (not part of make test; bench/README.md): C drivers that use
 # the public API through librsm, each against baselines measured in the
-# same run (raw memfd, memcpy, eventfd, fd passing, UCX's ucx_perftest).
-# `make bench`: full sizes (about 5 minutes), installs ucx-utils and
+# same run (raw memfd, memcpy, eventfd, fd passing, UCX's ucx_perftest);
+# windowbench puts the window transport beside shm0 in the same run.
+# `make bench`: full sizes (about 6 minutes), installs ucx-utils and
 # python3-matplotlib if missing, results, plots and MET/MISSED targets in
 # bench/results/. `make bench-smoke`: tiny sizes, installs nothing, output
 # in $(BUILD)/bench-smoke/; fails only if an RSM call fails, never on timing.
-BENCHES      := databench pingpong bandwidth eventbench connbench scalebench fanout
+BENCHES      := databench pingpong bandwidth eventbench connbench scalebench fanout windowbench
 BENCH_CFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -Iinclude
 .PHONY: bench bench-smoke
 

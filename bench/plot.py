@@ -240,6 +240,51 @@ def plot_fanout(data, unit, out):
     fig.savefig(out, dpi=110)
 
 
+def plot_window(data, unit, out):
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    a, b, c, d = axes[0][0], axes[0][1], axes[1][0], axes[1][1]
+    if "one-way latency" in data:
+        lines(a, values(data["one-way latency"]))
+        a.set_ylim(bottom=0)
+        a.set_ylabel("one-way latency, ns")
+        a.set_title("mapped ping-pong, window vs shm0")
+    put = OrderedDict()
+    for exp in ("put bandwidth hot", "put bandwidth stream"):
+        for name, pts in values(data.get(exp, {})).items():
+            put["%s, %s" % (name, exp.split()[-1])] = pts
+    if put:
+        lines(b, put, logy=True)
+        b.set_ylabel("GB/s")
+        b.set_title("rsm_memseg_import_put bandwidth, window vs shm0")
+    every = OrderedDict()
+    for exp, series in data.items():
+        if exp.startswith("signal"):
+            continue
+        for name, pts in ratio_rows(series).items():
+            every["%s (%s)" % (exp, name)] = pts
+    for name, pts in every.items():
+        pts.sort()
+        c.errorbar([p[0] for p in pts], [p[1] for p in pts],
+                   yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]],
+                   label=name, capsize=2, marker="o")
+    c.axhline(1.0, color="red", linewidth=1)
+    c.set_xscale("log", base=2)
+    c.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(size_label))
+    for label in c.get_xticklabels():
+        label.set_rotation(45)
+    c.set_ylabel("window / shm0 (median of per-run ratios)")
+    c.set_title("ratios: 1.0 = the same as shm0")
+    c.grid(True, which="both", alpha=0.3)
+    c.legend(fontsize=7)
+    signals = OrderedDict((k, v) for k, v in data.items() if k.startswith("signal"))
+    if signals:
+        bars(d, signals, "ns", logy=True)
+        d.set_title("signal post -> wait round trip, ns (log)")
+    fig.suptitle("window transport (/dev/shm files) vs shm0, same processes, same run")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
 PLOTS = {
     "pingpong": plot_pingpong,
     "bandwidth": plot_bandwidth,
@@ -248,6 +293,7 @@ PLOTS = {
     "scale": plot_scale,
     "fanout": plot_fanout,
     "data": plot_bars("per-call cost of put8/get8 vs raw store/load + fence (ns)", False),
+    "window": plot_window,
 }
 
 

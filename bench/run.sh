@@ -64,6 +64,7 @@ name_of() {
     eventbench) echo events ;;
     scalebench) echo scale ;;
     connbench) echo connect ;;
+    windowbench) echo window ;;
     *) echo "$1" ;;
     esac
 }
