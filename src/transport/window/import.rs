@@ -149,6 +149,9 @@ impl WinImport {
         for f in [S_UP_POSTED, S_UP_CONSUMED, S_DOWN_POSTED, S_DOWN_CONSUMED] {
             win.u64(Window::slot(s, f)).store(0, Ordering::Relaxed);
         }
+        // The request's fields reach the owner before its state says so,
+        // also through a write-combining BAR.
+        Window::wc_fence();
         win.slot_state(s).store(REQUESTED, Ordering::Release);
         if node == net.local {
             net.kick.kick(); // the exporter may be this process
@@ -159,7 +162,9 @@ impl WinImport {
         let mut backoff = Duration::from_micros(10);
         let mut why = RsmError::RemoteNodeUnreachable;
         loop {
-            match win.slot_state(s).load(Ordering::Acquire) {
+            let state = win.slot_state(s).load(Ordering::Acquire);
+            Window::wc_fence(); // the answer's fields are read after its state
+            match state {
                 GRANTED => break,
                 REFUSED => {
                     let status = win.slot_field(s, S_STATUS) as i32;

@@ -455,6 +455,18 @@ impl Window {
             .load(Ordering::Acquire)
     }
 
+    /// Orders every access before it against every access after it, also
+    /// where the window is mapped write-combining (`resource<N>_wc`): x86
+    /// lets WC stores pass one another and WC loads run ahead, and a
+    /// Release store or Acquire load is a plain `mov`; `mfence` drains the
+    /// WC buffers and waits for earlier loads. Used at the control path's
+    /// publish and observe points (directory entries, import slot states),
+    /// never per signal or data access; on cacheable memory it costs a few
+    /// tens of nanoseconds.
+    pub fn wc_fence() {
+        fence(Ordering::SeqCst);
+    }
+
     /// A consistent copy of directory entry `i` (seqlock read), or `None`
     /// if a writer kept it changing for the whole try (or died in the
     /// middle of a write: the next writer of the node repairs it).
@@ -463,8 +475,9 @@ impl Window {
         for attempt in 0..SEQ_TRIES {
             let s1 = seq.load(Ordering::Acquire);
             if s1 & 1 == 0 {
+                Self::wc_fence();
                 let e = self.load_entry(i);
-                fence(Ordering::Acquire);
+                Self::wc_fence();
                 if seq.load(Ordering::Relaxed) == s1 {
                     return Some(e);
                 }
@@ -513,7 +526,7 @@ impl Window {
         let s = seq.load(Ordering::Relaxed);
         let s = s.wrapping_add(s & 1); // even
         seq.store(s.wrapping_add(1), Ordering::Relaxed);
-        fence(Ordering::Release);
+        Self::wc_fence();
         let u = |f, v| self.u32(Self::entry_off(i, f)).store(v, Ordering::Relaxed);
         let q = |f, v| self.u64(Self::entry_off(i, f)).store(v, Ordering::Relaxed);
         u(E_STATE, e.state);
@@ -533,6 +546,7 @@ impl Window {
             self.u16(Self::entry_off(i, E_ACL_PERM + 2 * k))
                 .store(p, Ordering::Relaxed);
         }
+        Self::wc_fence();
         seq.store(s.wrapping_add(2), Ordering::Release);
     }
 
