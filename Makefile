@@ -144,6 +144,15 @@ rsminfo-test: $(BUILD)/rsminfo
 test: fmt-check clippy cargo-test check-headers check-symbols layout ctests ctests-asan syscall-test pkgconfig-test preload-test rsminfo-test bench-smoke sanitize fuzz-smoke
 	@echo "make test: all suites passed"
 
+# Two QEMU guests share one ivshmem device; node 0 (guest 0) exports, node 1
+# (guest 1) imports over the window transport on the device's BAR 2
+# (tests/qemu/ivshmem-test.sh, docs/hardware.md). Needs root; installs
+# qemu-system-x86 and busybox-static if missing and downloads (does not
+# install) a Debian guest kernel into build/qemu once. Not part of make test.
+.PHONY: qemu-test
+qemu-test: lib
+	@bash tests/qemu/ivshmem-test.sh
+
 # An exporter and two importers, separate processes, exchange data through
 # mapped memory; then node 0's view of the fabric (controllers, topology).
 demo: lib
