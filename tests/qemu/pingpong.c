@@ -81,7 +81,7 @@ static double now(void)
 
 /* A compiler barrier, not PAUSE: under QEMU's TCG every PAUSE leaves the
  * translated code for the main loop, which made a round trip 727 us instead
- * of 0.32 us (docs/hardware.md). */
+ * of 0.32 us (at -smp 1; docs/hardware.md). */
 static inline void relax(void) { __asm__ __volatile__("" ::: "memory"); }
 
 /* Spins until *p == v; fails after WAIT_MS. */
