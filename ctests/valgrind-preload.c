@@ -18,6 +18,11 @@
  * so the kernel never sees the limit a test sets; the wrapper applies the
  * limit the program sees (events.c checks RSMERR_BAD_ARGS_ERRORS so).
  *
+ * RLIMIT_AS. It bounds valgrind's own memory too, and valgrind dies
+ * ("out of memory") rather than fail the program's allocation; a test
+ * that lowers it asks getenv("RSM_UNDER_VALGRIND"), which the constructor
+ * below sets, and skips that part.
+ *
  * exec of /proc/self/exe. Tests re-execute themselves that way (data.c's
  * exporter, share.c's tight importer). Valgrind answers readlink and open
  * of /proc/self/exe with the program it runs, but passes execve the path
@@ -27,6 +32,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -120,4 +126,9 @@ int execl(const char *path, const char *arg, ...)
     va_end(ap);
     argv[255] = NULL;
     return execve(path, argv, environ);
+}
+
+__attribute__((constructor)) static void mark_valgrind(void)
+{
+    setenv("RSM_UNDER_VALGRIND", "1", 1);
 }
