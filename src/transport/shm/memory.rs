@@ -48,9 +48,14 @@ pub fn check_private_rw(vaddr: usize, len: usize) -> RsmResult<()> {
     if let Some(verdict) = query_private_rw(&file, vaddr, len) {
         return verdict;
     }
-    let maps =
-        std::fs::read_to_string("/proc/self/maps").map_err(|_| RsmError::InsufficientResources)?;
-    check_private_rw_in(&maps, vaddr, len)
+    // Line by line, stopping at the range's end: the kernel makes the text
+    // as it is read, so mappings above the range (with top-down mmap, the
+    // segments exported before) are never produced.
+    use std::io::BufRead;
+    let lines = std::io::BufReader::with_capacity(64 << 10, file)
+        .lines()
+        .map_while(Result::ok);
+    check_private_rw_lines(lines, vaddr, len)
 }
 
 /// `struct procmap_query` of `<linux/fs.h>`.
@@ -125,10 +130,22 @@ fn query_private_rw(maps: &std::fs::File, vaddr: usize, len: usize) -> Option<Rs
     Some(Ok(()))
 }
 
+#[cfg(test)]
 fn check_private_rw_in(maps: &str, vaddr: usize, len: usize) -> RsmResult<()> {
+    check_private_rw_lines(maps.lines(), vaddr, len)
+}
+
+/// The check of `check_private_rw` on the lines of a maps text, in
+/// address order; reads no line past the one that ends the verdict.
+fn check_private_rw_lines<L: AsRef<str>>(
+    lines: impl Iterator<Item = L>,
+    vaddr: usize,
+    len: usize,
+) -> RsmResult<()> {
     let end = vaddr.checked_add(len).ok_or(RsmError::BadAddr)?;
     let mut covered = vaddr;
-    for line in maps.lines() {
+    for line in lines {
+        let line = line.as_ref();
         let mut fields = line.split_whitespace();
         let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
             continue;
@@ -140,11 +157,11 @@ fn check_private_rw_in(maps: &str, vaddr: usize, len: usize) -> RsmResult<()> {
         else {
             continue;
         };
-        if hi <= covered || lo >= end {
+        if hi <= covered {
             continue;
         }
         if lo > covered {
-            break; // a hole
+            break; // a hole, or the range starts after what is mapped
         }
         let p = perms.as_bytes();
         if p.len() < 4 || p[3] != b'p' {
@@ -412,16 +429,31 @@ mod tests {
             for _ in 0..5 {
                 let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
                 let text = check_private_rw_in(&maps, addr, len);
+                // The fallback's own way: streamed from the file, stopping
+                // at the range's end.
+                let streamed = {
+                    use std::io::BufRead;
+                    let f = std::fs::File::open("/proc/self/maps").unwrap();
+                    let lines = std::io::BufReader::new(f).lines().map_while(Result::ok);
+                    check_private_rw_lines(lines, addr, len)
+                };
                 let kernel = query_private_rw(&file, addr, len);
-                let same = kernel.is_none_or(|k| k == text);
-                last = Some((kernel, text));
+                let same = kernel.is_none_or(|k| k == text) && streamed == text;
+                last = Some((kernel, text, streamed));
                 if same {
                     break;
                 }
             }
             match last {
-                Some((Some(kernel), text)) => assert_eq!(kernel, text, "{addr:#x}+{len:#x}"),
-                _ => eprintln!("PROCMAP_QUERY not available: the text decides"),
+                Some((Some(kernel), text, streamed)) => {
+                    assert_eq!(kernel, text, "{addr:#x}+{len:#x}");
+                    assert_eq!(streamed, text, "{addr:#x}+{len:#x}");
+                }
+                Some((None, text, streamed)) => {
+                    eprintln!("PROCMAP_QUERY not available: the text decides");
+                    assert_eq!(streamed, text, "{addr:#x}+{len:#x}");
+                }
+                None => unreachable!(),
             }
         }
         assert_eq!(check_private_rw(base, 2 * page), Ok(()));
