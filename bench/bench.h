@@ -582,4 +582,46 @@ static inline int ucx_run(const char *test, size_t size, long iters, double *lat
     return -1;
 }
 
+
+/* ---- The mapped ping-pong (pingpong.c, windowbench.c) ----
+ * A slot is a ping page and a pong page (PP_SLOT bytes); a run goes
+ * through PP_SLOTS slots, n / PP_SLOTS round trips in each. A message of
+ * `size` bytes ends with its sequence number, stored last (release), so
+ * the other side sees the whole message when it sees the number. */
+#define PP_PONG 4096 /* offset of the answer in a slot */
+#define PP_SLOT 8192
+#define PP_SLOTS 8
+
+/* B: answers n pings of `size` bytes in `mem`. */
+static inline void pp_answer(char *mem, const char *payload, size_t size, long n, uint64_t *seq)
+{
+    for (int k = 0; k < PP_SLOTS; k++) {
+        char *slot = mem + k * PP_SLOT;
+        uint64_t *ping = (uint64_t *)(slot + size - 8), *pong = (uint64_t *)(slot + PP_PONG + size - 8);
+        for (long i = 0; i < n / PP_SLOTS; i++) {
+            uint64_t q = ++*seq;
+            while (__atomic_load_n(ping, __ATOMIC_ACQUIRE) != q) relax();
+            memcpy(slot + PP_PONG, payload, size - 8);
+            __atomic_store_n(pong, q, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+/* A, through plain loads and stores: seconds for n round trips. */
+static inline double pp_bounce(char *mem, const char *payload, size_t size, long n, uint64_t *seq)
+{
+    double t0 = now();
+    for (int k = 0; k < PP_SLOTS; k++) {
+        char *slot = mem + k * PP_SLOT;
+        uint64_t *ping = (uint64_t *)(slot + size - 8), *pong = (uint64_t *)(slot + PP_PONG + size - 8);
+        for (long i = 0; i < n / PP_SLOTS; i++) {
+            uint64_t q = ++*seq;
+            memcpy(slot, payload, size - 8);
+            __atomic_store_n(ping, q, __ATOMIC_RELEASE);
+            while (__atomic_load_n(pong, __ATOMIC_ACQUIRE) != q) relax();
+        }
+    }
+    return now() - t0;
+}
+
 #endif

@@ -31,9 +31,9 @@
 #include "bench.h"
 #include <sys/mman.h>
 
-#define PONG 4096              /* offset of B's answer in a slot */
-#define SLOT 8192              /* a ping page and a pong page */
-#define SLOTS 8                /* page pairs each run goes through */
+#define PONG PP_PONG           /* offset of B's answer in a slot */
+#define SLOT PP_SLOT           /* a ping page and a pong page */
+#define SLOTS PP_SLOTS         /* page pairs each run goes through */
 #define SEGLEN (SLOT * SLOTS) /* the segment */
 #define SEG_ID 0x400001
 
@@ -49,37 +49,13 @@ struct cmd {
 static char payload[4096];
 static int raw_fd; /* the raw baseline's memfd, made before the workers */
 
-/* B: answers n pings of `size` bytes in its own memory `mem`, n / SLOTS
- * in each slot. */
-static void answer(char *mem, size_t size, long n, uint64_t *seq)
-{
-    for (int k = 0; k < SLOTS; k++) {
-        char *slot = mem + k * SLOT;
-        uint64_t *ping = (uint64_t *)(slot + size - 8), *pong = (uint64_t *)(slot + PONG + size - 8);
-        for (long i = 0; i < n / SLOTS; i++) {
-            uint64_t q = ++*seq;
-            while (__atomic_load_n(ping, __ATOMIC_ACQUIRE) != q) relax();
-            memcpy(slot + PONG, payload, size - 8);
-            __atomic_store_n(pong, q, __ATOMIC_RELEASE);
-        }
-    }
-}
+/* B: answers n pings (bench.h). */
+static void answer(char *mem, size_t size, long n, uint64_t *seq) { pp_answer(mem, payload, size, n, seq); }
 
 /* A, through plain loads and stores: seconds for n round trips. */
 static double bounce_mapped(char *mem, size_t size, long n, uint64_t *seq)
 {
-    double t0 = now();
-    for (int k = 0; k < SLOTS; k++) {
-        char *slot = mem + k * SLOT;
-        uint64_t *ping = (uint64_t *)(slot + size - 8), *pong = (uint64_t *)(slot + PONG + size - 8);
-        for (long i = 0; i < n / SLOTS; i++) {
-            uint64_t q = ++*seq;
-            memcpy(slot, payload, size - 8);
-            __atomic_store_n(ping, q, __ATOMIC_RELEASE);
-            while (__atomic_load_n(pong, __ATOMIC_ACQUIRE) != q) relax();
-        }
-    }
-    return now() - t0;
+    return pp_bounce(mem, payload, size, n, seq);
 }
 
 /* A, through put/get calls (implicit barriers: each put is complete and

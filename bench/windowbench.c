@@ -43,9 +43,9 @@ static char *ctl_name[N_CTL] = {"shm0", "win0"}; /* rsm_get_controller takes cha
 static const char *lat_name[N_CTL] = {"shm0 mapped", "window mapped"};
 
 /* ping-pong segment: as pingpong.c */
-#define PONG 4096
-#define SLOT 8192
-#define SLOTS 8
+#define PONG PP_PONG
+#define SLOT PP_SLOT
+#define SLOTS PP_SLOTS
 #define PP_LEN (SLOT * SLOTS)
 #define PP_ID 0x400010 /* + pair */
 #define BW_ID 0x400020
@@ -137,35 +137,9 @@ static void be_node(int node, const char *spin_us)
 
 /* ---- Ping-pong (pingpong.c's mapped method) ---- */
 
-static void answer(char *mem, size_t size, long n, uint64_t *seq)
-{
-    for (int k = 0; k < SLOTS; k++) {
-        char *slot = mem + k * SLOT;
-        uint64_t *ping = (uint64_t *)(slot + size - 8), *pong = (uint64_t *)(slot + PONG + size - 8);
-        for (long i = 0; i < n / SLOTS; i++) {
-            uint64_t q = ++*seq;
-            while (__atomic_load_n(ping, __ATOMIC_ACQUIRE) != q) relax();
-            memcpy(slot + PONG, payload, size - 8);
-            __atomic_store_n(pong, q, __ATOMIC_RELEASE);
-        }
-    }
-}
+static void answer(char *mem, size_t size, long n, uint64_t *seq) { pp_answer(mem, payload, size, n, seq); }
 
-static double bounce(char *mem, size_t size, long n, uint64_t *seq)
-{
-    double t0 = now();
-    for (int k = 0; k < SLOTS; k++) {
-        char *slot = mem + k * SLOT;
-        uint64_t *ping = (uint64_t *)(slot + size - 8), *pong = (uint64_t *)(slot + PONG + size - 8);
-        for (long i = 0; i < n / SLOTS; i++) {
-            uint64_t q = ++*seq;
-            memcpy(slot, payload, size - 8);
-            __atomic_store_n(ping, q, __ATOMIC_RELEASE);
-            while (__atomic_load_n(pong, __ATOMIC_ACQUIRE) != q) relax();
-        }
-    }
-    return now() - t0;
-}
+static double bounce(char *mem, size_t size, long n, uint64_t *seq) { return pp_bounce(mem, payload, size, n, seq); }
 
 /* ---- Bandwidth (bandwidth.c's method) ---- */
 
