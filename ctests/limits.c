@@ -493,6 +493,49 @@ static void nofile_import(void)
     child_exit();
 }
 
+/* In a child (with RSM_CONFIG = `conf` if not NULL): connects to `id` of
+ * node 0. `want` 0: must succeed, and the segment must read `fill`; -1:
+ * INSUFFICIENT_RESOURCES or REMOTE_NODE_UNREACHABLE (an exporter short of
+ * descriptors); else exactly `want`. Returns the code connect gave. */
+static int connect_in_child(rsm_memseg_id_t id, char fill, const char *conf, int want,
+                            const char *what)
+{
+    int s[2];
+    CHECK(duct(s) == 0);
+    pid_t pid = child();
+    if (pid == 0) {
+        close(s[0]);
+        if (conf) setenv("RSM_CONFIG", conf, 1);
+        rsmapi_controller_handle_t c;
+        rsm_memseg_import_handle_t im = NULL;
+        rsmapi_barrier_t bar;
+        char got[16];
+        CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+        int rc = rsm_memseg_import_connect(c, 0, id, RSM_PERM_RDWR, &im);
+        if (want == -1)
+            check_in(rc, what, RSMERR_INSUFFICIENT_RESOURCES, RSMERR_REMOTE_NODE_UNREACHABLE);
+        else
+            CHECK_RC(rc, want);
+        if (rc == 0) {
+            CHECK_RC(rsm_memseg_import_init_barrier(im, RSM_BARRIER_SEGMENT, &bar), RSM_SUCCESS);
+            CHECK_RC(rsm_memseg_import_get(im, 0, got, sizeof got), RSM_SUCCESS);
+            CHECK(filled(got, sizeof got, fill));
+            CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+        } else {
+            CHECK(im == NULL);
+        }
+        CHECK(send(s[1], &rc, sizeof rc, MSG_NOSIGNAL) == (ssize_t)sizeof rc);
+        CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
+        child_exit();
+    }
+    close(s[1]);
+    int rc = -1;
+    CHECK(read(s[0], &rc, sizeof rc) == (ssize_t)sizeof rc);
+    close(s[0]);
+    check_child(pid, what);
+    return rc;
+}
+
 /* An exporter with 0, 1, 2, ... descriptors free: an importer's connect
  * succeeds or fails with a documented code (after its connect timeout at
  * the latest: 1 s here) and the exporter keeps nothing of it; once the
@@ -507,39 +550,8 @@ static void nofile_exporter_full(void)
     int codes[9];
     for (int k = 0; k <= 8; k++) {
         CHECK(command(&e, (char)(k == 8 ? 'u' : '0' + k)));
-        int s[2];
-        CHECK(duct(s) == 0);
-        pid_t pid = child();
-        if (pid == 0) {
-            close(s[0]);
-            setenv("RSM_CONFIG", conf, 1);
-            rsmapi_controller_handle_t c;
-            rsm_memseg_import_handle_t im = NULL;
-            rsmapi_barrier_t bar;
-            char got[16];
-            CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
-            int rc = rsm_memseg_import_connect(c, 0, 0x400030, RSM_PERM_RDWR, &im);
-            if (k == 8)
-                CHECK_RC(rc, RSM_SUCCESS); /* the limit is raised */
-            else
-                check_in(rc, "connect to an exporter short of descriptors",
-                         RSMERR_INSUFFICIENT_RESOURCES, RSMERR_REMOTE_NODE_UNREACHABLE);
-            if (rc == 0) {
-                CHECK_RC(rsm_memseg_import_init_barrier(im, RSM_BARRIER_SEGMENT, &bar), RSM_SUCCESS);
-                CHECK_RC(rsm_memseg_import_get(im, 0, got, sizeof got), RSM_SUCCESS);
-                CHECK(filled(got, sizeof got, 'F'));
-                CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
-            }
-            CHECK(send(s[1], &rc, sizeof rc, MSG_NOSIGNAL) == (ssize_t)sizeof rc);
-            CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
-            child_exit();
-        }
-        close(s[1]);
-        int rc = -1;
-        CHECK(read(s[0], &rc, sizeof rc) == (ssize_t)sizeof rc);
-        close(s[0]);
-        codes[k] = rc;
-        check_child(pid, "importer of an exporter short of descriptors");
+        codes[k] = connect_in_child(0x400030, 'F', conf, k == 8 ? 0 : -1,
+                                    "importer of an exporter short of descriptors");
         CHECK(command(&e, 'u'));
         CHECK(command(&e, 'c')); /* it holds what it held before */
     }
@@ -633,37 +645,8 @@ static void as_exporter_full(void)
     int codes[2];
     for (int k = 0; k < 2; k++) {
         CHECK(command(&e, k == 0 ? 'm' : 'M'));
-        int s[2];
-        CHECK(duct(s) == 0);
-        pid_t pid = child();
-        if (pid == 0) {
-            close(s[0]);
-            rsmapi_controller_handle_t c;
-            rsm_memseg_import_handle_t im = NULL;
-            rsmapi_barrier_t bar;
-            char got[16];
-            CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
-            int rc = rsm_memseg_import_connect(c, 0, 0x400050, RSM_PERM_RDWR, &im);
-            if (k == 0) {
-                CHECK_RC(rc, RSMERR_INSUFFICIENT_MEM);
-                CHECK(im == NULL);
-            } else {
-                CHECK_RC(rc, RSM_SUCCESS);
-                CHECK_RC(rsm_memseg_import_init_barrier(im, RSM_BARRIER_SEGMENT, &bar), RSM_SUCCESS);
-                CHECK_RC(rsm_memseg_import_get(im, 0, got, sizeof got), RSM_SUCCESS);
-                CHECK(filled(got, sizeof got, 'G'));
-                CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
-            }
-            CHECK(send(s[1], &rc, sizeof rc, MSG_NOSIGNAL) == (ssize_t)sizeof rc);
-            CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
-            child_exit();
-        }
-        close(s[1]);
-        int rc = -1;
-        CHECK(read(s[0], &rc, sizeof rc) == (ssize_t)sizeof rc);
-        close(s[0]);
-        codes[k] = rc;
-        check_child(pid, "importer of an exporter out of memory");
+        codes[k] = connect_in_child(0x400050, 'G', NULL, k == 0 ? RSMERR_INSUFFICIENT_MEM : 0,
+                                    "importer of an exporter out of memory");
     }
     CHECK(command(&e, 'c'));
     printf("limits: connect to an exporter out of memory, then with its memory back: %s, %s\n",
