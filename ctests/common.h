@@ -6,6 +6,7 @@
 #ifndef CTESTS_COMMON_H
 #define CTESTS_COMMON_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,6 +81,73 @@ static inline void make_doorbell(rsm_memseg_export_handle_t seg)
     CHECK_RC(rsm_memseg_release_pollfd(seg), RSM_SUCCESS);
 }
 #endif
+
+/* ---- What several tests look at ---- */
+
+/* Descriptors open in this process. */
+static inline int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    struct dirent *e;
+    if (!d) { /* none free to read the directory with */
+        struct rlimit r;
+        getrlimit(RLIMIT_NOFILE, &r);
+        for (int fd = 0; fd < (int)r.rlim_cur; fd++) n += fcntl(fd, F_GETFD) != -1;
+        return n;
+    }
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+/* Mappings of this process. Under AddressSanitizer its allocator maps and
+ * quarantines memory of its own as threads allocate, so there only the
+ * mappings librsm makes are counted (segments are memfd mappings). */
+static inline int count_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) {
+#ifdef __SANITIZE_ADDRESS__
+        n += strstr(line, "memfd:") != NULL;
+#else
+        n++;
+#endif
+    }
+    if (f) fclose(f);
+    return n;
+}
+
+/* Whether `addr` lies in a mapping of a segment's memfd. */
+static inline int backed_by_segment(const void *addr)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (unsigned long)addr >= lo &&
+            (unsigned long)addr < hi)
+            found = strstr(line, "memfd:rsm-segment") != NULL;
+    }
+    if (f) fclose(f);
+    return found;
+}
+
+/* A channel between a test and its children: a socket pair, so messages
+ * can go with MSG_NOSIGNAL where a child may have died (SIGPIPE keeps its
+ * default action, so a library that raised it would kill the test). */
+static inline int duct(int fds[2]) { return socketpair(AF_UNIX, SOCK_STREAM, 0, fds); }
+
+/* One byte from the other side; 0 at end of file. */
+static inline char hear(int fd)
+{
+    char c = 0;
+    return read(fd, &c, 1) == 1 ? c : 0;
+}
 
 static inline int report(const char *name)
 {

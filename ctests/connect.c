@@ -53,12 +53,6 @@ static void parent_close(int fd)
 
 static void say(int fd, char c) { CHECK(write(fd, &c, 1) == 1); }
 
-static char hear(int fd)
-{
-    char c = 0;
-    return read(fd, &c, 1) == 1 ? c : 0;
-}
-
 /* Forks a child that starts with clean counters, none of the parent's pipe
  * ends and a safety alarm. Returns 0 in the child, as fork does. */
 static pid_t child(void)

@@ -83,12 +83,6 @@ static int parent_fds[16], n_parent_fds;
 
 static void say(int fd, char c) { CHECK(write(fd, &c, 1) == 1); }
 
-static char hear(int fd)
-{
-    char c = 0;
-    return read(fd, &c, 1) == 1 ? c : 0;
-}
-
 struct proc {
     pid_t pid;
     int cmd, ack; /* the parent's ends */

@@ -34,12 +34,6 @@ static char *memory(void)
 
 static void say(int fd, char c) { CHECK(write(fd, &c, 1) == 1); }
 
-static char hear(int fd)
-{
-    char c = 0;
-    return read(fd, &c, 1) == 1 ? c : 0;
-}
-
 /* Forks a child with clean counters and a safety alarm (0 in the child). */
 static pid_t child(void)
 {

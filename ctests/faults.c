@@ -168,35 +168,6 @@ static int rc_ok(enum op op, int rc, const char *who)
 
 /* ---- counting what a process holds ---- */
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (e->d_name[0] != '.') n++;
-    if (d) closedir(d);
-    return n - 1; /* the directory's own descriptor */
-}
-
-/* Under AddressSanitizer its allocator maps memory of its own as threads
- * allocate, so there only the mappings librsm makes are counted. */
-static int count_maps(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    char line[512];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f)) {
-#ifdef __SANITIZE_ADDRESS__
-        n += strstr(line, "memfd:") != NULL;
-#else
-        n++;
-#endif
-    }
-    if (f) fclose(f);
-    return n;
-}
-
 /* Every process this test made, for the /dev/shm check. */
 static pid_t our_pids[4096];
 static int n_our_pids;
@@ -304,10 +275,6 @@ static int same(const char *p, size_t n, unsigned seed)
     return 1;
 }
 
-/* The test's own messages go over socket pairs with MSG_NOSIGNAL: SIGPIPE
- * keeps its default action everywhere, so a library that raised it would
- * kill the process and be caught. */
-static int duct(int fds[2]) { return socketpair(AF_UNIX, SOCK_STREAM, 0, fds); }
 static int send_all(int fd, const void *p, size_t n)
 {
     return send(fd, p, n, MSG_NOSIGNAL) == (ssize_t)n;
@@ -316,12 +283,6 @@ static int send_all(int fd, const void *p, size_t n)
 static void say(int fd, char c)
 {
     if (!send_all(fd, &c, 1)) _exit(120);
-}
-
-static char hear(int fd)
-{
-    char c = 0;
-    return read(fd, &c, 1) == 1 ? c : 0;
 }
 
 /* Is a command waiting on `fd`? */

@@ -97,20 +97,6 @@ static int raw_connect(void)
     return fd;
 }
 
-/* Descriptors of this process, counted by the process itself. */
-static int count_fds(void)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)getpid());
-    DIR *d = opendir(path);
-    struct dirent *e;
-    int n = 0;
-    while (d && (e = readdir(d)))
-        if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d)) n++;
-    if (d) closedir(d);
-    return n;
-}
-
 /* ---- The exporter ---- */
 
 static void exporter_main(int cmd, int ack)

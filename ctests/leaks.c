@@ -12,33 +12,6 @@
 #define IMPORT_CYCLES 10000
 #define EXPORT_CYCLES 1000
 
-static int count_fds(void)
-{
-    int n = 0;
-    for (int fd = 0; fd < 65536; fd++)
-        if (fcntl(fd, F_GETFD) != -1) n++;
-    return n;
-}
-
-/* Mappings of this process. Under AddressSanitizer its allocator maps and
- * quarantines memory of its own as the agent thread allocates, so there we
- * count only the mappings librsm makes (segments are memfd mappings). */
-static int count_maps(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    char line[512];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f)) {
-#ifdef __SANITIZE_ADDRESS__
-        n += strstr(line, "memfd:") != NULL;
-#else
-        n++;
-#endif
-    }
-    if (f) fclose(f);
-    return n;
-}
-
 static int count_dev_shm(void)
 {
     DIR *d = opendir("/dev/shm");

@@ -55,35 +55,6 @@ static int fit; /* --fit: part C publishes as many as the hard limit allows */
 
 /* ---- small helpers ---- */
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    if (!d) { /* none free to read the directory with */
-        struct rlimit r;
-        getrlimit(RLIMIT_NOFILE, &r);
-        for (int fd = 0; fd < (int)r.rlim_cur; fd++) n += fcntl(fd, F_GETFD) != -1;
-        return n;
-    }
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1; /* the directory's own descriptor */
-}
-
-/* Mappings in all (printed for information: the allocator maps memory of
- * its own as threads allocate and the heap grows). */
-static int count_maps(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    char line[512];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f)) n++;
-    if (f) fclose(f);
-    return n;
-}
-
 /* Mappings librsm makes (segments and event pages are memfds), the ones
  * checked for leaks. */
 static int memfd_maps(void)
@@ -154,22 +125,6 @@ static int filled(const char *p, size_t n, char c)
     return 1;
 }
 
-/* Is `addr` in a mapping of a segment's memfd? */
-static int backed_by_segment(const void *addr)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    char line[512];
-    int found = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (unsigned long)addr >= lo &&
-            (unsigned long)addr < hi)
-            found = strstr(line, "memfd:") != NULL;
-    }
-    if (f) fclose(f);
-    return found;
-}
-
 static double now(void)
 {
     struct timespec t;
@@ -203,15 +158,7 @@ static void check_in(int rc, const char *call, int a, int b)
     }
 }
 
-/* The test's own messages use socket pairs with MSG_NOSIGNAL (SIGPIPE keeps
- * its default action, so a library that raised it would be caught). */
-static int duct(int fds[2]) { return socketpair(AF_UNIX, SOCK_STREAM, 0, fds); }
 static void say(int fd, char c) { CHECK(send(fd, &c, 1, MSG_NOSIGNAL) == 1); }
-static char hear(int fd)
-{
-    char c = 0;
-    return read(fd, &c, 1) == 1 ? c : 0;
-}
 
 /* Forks a child with clean counters and a safety alarm. */
 static pid_t child(void)
@@ -308,8 +255,8 @@ static struct exporter start_exporter(rsm_memseg_id_t id, char fill)
         rsmapi_controller_handle_t c;
         rsm_memseg_export_handle_t ex;
         char *buf = pages(1, fill);
-        void *hoard = NULL;
 #ifndef __SANITIZE_ADDRESS__
+        void *hoard = NULL;
         CHECK(getrlimit(RLIMIT_AS, &as0) == 0);
         CHECK(mallopt(M_ARENA_MAX, 1) == 1);
 #endif

@@ -22,14 +22,6 @@
 #define IMPORTERS 4
 #define CYCLES_EACH 5000
 
-static int count_fds(void)
-{
-    int n = 0;
-    for (int fd = 0; fd < 1024; fd++)
-        if (fcntl(fd, F_GETFD) != -1) n++;
-    return n;
-}
-
 /* Waits (a bounded number of polls) for the descriptor count to come back
  * to `want`: the agent closes a departed peer's descriptors
  * asynchronously. */

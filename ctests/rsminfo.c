@@ -20,12 +20,6 @@ static rsm_memseg_id_t id1, id2;
 
 static void say(int fd, char c) { CHECK(write(fd, &c, 1) == 1); }
 
-static char hear(int fd)
-{
-    char c = 0;
-    return read(fd, &c, 1) == 1 ? c : 0;
-}
-
 /* Runs `rsminfo args` (stderr with stdout); returns its exit status and
  * its output in a static buffer. */
 static char out[256 * 1024];

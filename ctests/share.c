@@ -32,22 +32,6 @@ static void wait_step(int fd)
     CHECK(read(fd, &b, 1) == 1);
 }
 
-/* Is the page at `addr` still backed by a segment's memfd? */
-static int backed_by_segment(void *addr)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    char line[512];
-    int found = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (unsigned long)addr >= lo &&
-            (unsigned long)addr < hi)
-            found = strstr(line, "memfd:rsm-segment") != NULL;
-    }
-    if (f) fclose(f);
-    return found;
-}
-
 /* The kinds of private memory a program exports: valloc, posix_memalign,
  * anonymous mmap, and plain malloc rounded up to a page boundary. */
 #define KINDS 4
@@ -294,15 +278,6 @@ static void forced(enum how how)
     int fds[] = {exp_go[0], exp_go[1], exp_ready[0], exp_ready[1],
                  imp_ready[0], imp_ready[1], imp_go[0], imp_go[1]};
     for (unsigned i = 0; i < 8; i++) close(fds[i]);
-}
-
-/* Open descriptors of this process. */
-static int count_fds(void)
-{
-    int n = 0;
-    for (int fd = 0; fd < 4096; fd++)
-        if (fcntl(fd, F_GETFD) != -1) n++;
-    return n;
 }
 
 /* An importer that exits or is killed is dropped by the exporter: the

@@ -194,11 +194,11 @@ static void *own_thread(void *arg)
 
 /* The test's own messages go over a socket pair with MSG_NOSIGNAL: SIGPIPE
  * keeps its default action, so a library that raised it would be caught. */
-static void say(int fd, const void *p, size_t n)
+static void say_n(int fd, const void *p, size_t n)
 {
     CHECK(send(fd, p, n, MSG_NOSIGNAL) == (ssize_t)n);
 }
-static int hear(int fd, void *p, size_t n) { return read(fd, p, n) == (ssize_t)n; }
+static int hear_n(int fd, void *p, size_t n) { return read(fd, p, n) == (ssize_t)n; }
 
 /* The exporter: publishes, posts EXPORTER_POSTS times while the threads
  * run, then consumes exactly the number of events the importer says its
@@ -214,15 +214,15 @@ static void exporter(int cmd, int ack)
     CHECK_RC(rsm_memseg_export_create(c, &ex, buf, len, 0), RSM_SUCCESS);
     CHECK_RC(rsm_memseg_export_publish(ex, &id, NULL, 0), RSM_SUCCESS);
     char go = 0;
-    say(ack, "r", 1);
-    CHECK(hear(cmd, &go, 1) && go == 'g'); /* the shared handle is connected */
+    say_n(ack, "r", 1);
+    CHECK(hear_n(cmd, &go, 1) && go == 'g'); /* the shared handle is connected */
     unsigned long got = 0, want = 0;
     for (int i = 0; i < EXPORTER_POSTS; i++) {
         CHECK_RC(rsm_intr_signal_post(ex, 0), RSM_SUCCESS);
         if (rsm_intr_signal_wait(ex, 0) == RSM_SUCCESS) got++;
         usleep(100); /* spread over the threads' work */
     }
-    CHECK(hear(cmd, &want, sizeof want)); /* all threads are done */
+    CHECK(hear_n(cmd, &want, sizeof want)); /* all threads are done */
     while (got < want) {
         int rc = rsm_intr_signal_wait(ex, 5000);
         CHECK_RC(rc, RSM_SUCCESS);
@@ -259,11 +259,11 @@ int main(void)
     close(cmd[0]);
     close(ack[1]);
     char r = 0;
-    CHECK(hear(ack[0], &r, 1) && r == 'r');
+    CHECK(hear_n(ack[0], &r, 1) && r == 'r');
 
     CHECK_RC(rsm_get_controller("shm0", &ctrl), RSM_SUCCESS);
     CHECK_RC(rsm_memseg_import_connect(ctrl, 0, id, RSM_PERM_RDWR, &shared_im), RSM_SUCCESS);
-    say(cmd[1], "g", 1);
+    say_n(cmd[1], "g", 1);
     pthread_t t[THREADS];
     for (long k = 0; k < THREADS; k++)
         CHECK(pthread_create(&t[k], NULL, k < SHARED ? shared_thread : own_thread, (void *)k) == 0);
@@ -278,7 +278,7 @@ int main(void)
     for (int k = 0; k < SHARED; k++)
         CHECK_RC(rsm_memseg_import_destroy_barrier(&shared_bar[k]), RSM_SUCCESS);
     CHECK_RC(rsm_memseg_import_disconnect(shared_im), RSM_SUCCESS);
-    say(cmd[1], &n, sizeof n);
+    say_n(cmd[1], &n, sizeof n);
     check_child(pid, "exporter");
     CHECK_RC(rsm_release_controller(ctrl), RSM_SUCCESS);
     printf("threads: %d threads x %d iterations; shared handle: %lu maps won, %lu lost, %lu of "

@@ -86,12 +86,6 @@ static struct host host_start(int node, uid_t uid, body_fn *body)
 
 static void say(int fd, char c) { CHECK(write(fd, &c, 1) == 1); }
 
-static char hear(int fd)
-{
-    char c = 0;
-    return read(fd, &c, 1) == 1 ? c : 0;
-}
-
 /* A host's answer to a step: 'y' if all its checks so far passed. */
 static void done(int ack) { say(ack, failed == 0 ? 'y' : 'n'); }
 
