@@ -204,6 +204,20 @@ fn send_reply(fd: &OwnedFd, reply: Reply, pass: &[RawFd]) -> bool {
     .is_ok_and(|n| n == bytes.len())
 }
 
+/// Tells a client it is refused, with `e`'s code and nothing passed.
+fn refuse(fd: &OwnedFd, e: RsmError) {
+    send_reply(
+        fd,
+        Reply {
+            status: e.code(),
+            rights: 0,
+            fds: 0,
+            size: 0,
+        },
+        &[],
+    );
+}
+
 impl ShmExport {
     /// Accepts up to `max` waiting clients of the listener `token`; the
     /// agent comes back for the others (agent.rs: departures first).
@@ -233,16 +247,7 @@ impl ShmExport {
                                 // SAFETY: accept4 returned a new descriptor we now own.
                                 let fd = unsafe { OwnedFd::from_raw_fd(fd) };
                                 crate::why!("agent: no descriptor free; a connect is refused");
-                                send_reply(
-                                    &fd,
-                                    Reply {
-                                        status: RsmError::InsufficientResources.code(),
-                                        rights: 0,
-                                        fds: 0,
-                                        size: 0,
-                                    },
-                                    &[],
-                                );
+                                refuse(&fd, RsmError::InsufficientResources);
                             }
                         });
                         return;
@@ -318,16 +323,7 @@ impl ShmExport {
         let size = state.region.as_ref().map_or(0, |r| r.size()) as u64;
         let rights = match admitted {
             Err(e) => {
-                send_reply(
-                    &fd,
-                    Reply {
-                        status: e.code(),
-                        rights: 0,
-                        fds: 0,
-                        size: 0,
-                    },
-                    &[],
-                );
+                refuse(&fd, e);
                 return;
             }
             Ok(rights) => rights,
@@ -353,16 +349,7 @@ impl ShmExport {
         };
         let channel = self.up().and_then(|_| Channel::create());
         if (rights != 0 && pass.is_none()) || channel.is_err() {
-            send_reply(
-                &fd,
-                Reply {
-                    status: RsmError::InsufficientResources.code(),
-                    rights: 0,
-                    fds: 0,
-                    size: 0,
-                },
-                &[],
-            );
+            refuse(&fd, RsmError::InsufficientResources);
             return;
         }
         let (Ok((channel, handout)), Some(up)) = (channel, self.up.get()) else {
