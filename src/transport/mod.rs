@@ -248,3 +248,46 @@ pub(crate) fn spawn_started(
     }
     Ok(())
 }
+
+/// Maps `len` bytes of `fd` from `offset`, shared, with `prot`, at exactly
+/// `fixed` if given (RSM_MAP_FIXED, as with mmap(2)). The address, or the
+/// errno for the caller to translate ([`map_error`] for
+/// `rsm_memseg_import_map`).
+pub(crate) fn map_shared(
+    fd: RawFd,
+    offset: u64,
+    len: usize,
+    prot: i32,
+    fixed: Option<usize>,
+) -> Result<usize, i32> {
+    let flags = libc::MAP_SHARED | if fixed.is_some() { libc::MAP_FIXED } else { 0 };
+    // SAFETY: maps a segment's descriptor; with MAP_FIXED the caller asked
+    // for exactly this address (RSM_MAP_FIXED), as with mmap(2).
+    let p = unsafe {
+        libc::mmap(
+            fixed.unwrap_or(0) as *mut _,
+            len,
+            prot,
+            flags,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO));
+    }
+    Ok(p as usize)
+}
+
+/// `rsm_memseg_import_map`'s translation of mmap's errors (spec 4.5 step
+/// 10), the same for every transport.
+pub(crate) fn map_error(errno: i32) -> RsmError {
+    match errno {
+        libc::EACCES | libc::EPERM => RsmError::BadPerms,
+        libc::ENXIO | libc::EOVERFLOW | libc::ENOMEM => RsmError::BadLength,
+        libc::EAGAIN => RsmError::InsufficientResources,
+        _ => RsmError::MapFailed,
+    }
+}

@@ -497,35 +497,11 @@ impl ImportPort for ShmImportPort {
         };
         let prot = crate::transport::prot_of(perm);
         let len = page_round(len);
-        let flags = libc::MAP_SHARED | if fixed.is_some() { libc::MAP_FIXED } else { 0 };
-        // SAFETY: maps our segment descriptor; with MAP_FIXED the caller
-        // asked for exactly this address (RSM_MAP_FIXED), as with mmap(2).
-        let p = unsafe {
-            libc::mmap(
-                fixed.unwrap_or(0) as *mut _,
-                len,
-                prot,
-                flags,
-                memfd.as_raw_fd(),
-                offset as libc::off_t,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::EACCES) | Some(libc::EPERM) => RsmError::BadPerms,
-                Some(libc::ENXIO) | Some(libc::EOVERFLOW) | Some(libc::ENOMEM) => {
-                    RsmError::BadLength
-                }
-                Some(libc::EAGAIN) => RsmError::InsufficientResources,
-                _ => RsmError::MapFailed,
-            });
-        }
-        state.mapping = Some(Mapping {
-            addr: p as usize,
-            len,
-        });
+        let p = crate::transport::map_shared(memfd.as_raw_fd(), offset as u64, len, prot, fixed)
+            .map_err(crate::transport::map_error)?;
+        state.mapping = Some(Mapping { addr: p, len });
         self.0.channel.set_mapped(true);
-        Ok(p as usize)
+        Ok(p)
     }
 
     fn unmap(&self) -> RsmResult<()> {

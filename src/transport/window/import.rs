@@ -410,6 +410,7 @@ impl ImportPort for WindowImportPort {
             len,
             crate::transport::prot_of(perm),
             fixed,
+            crate::transport::map_error,
         )?;
         let addr = m.addr;
         *mapping = Some(m);
@@ -451,6 +452,7 @@ impl ImportPort for WindowImportPort {
                 len,
                 crate::transport::prot_of(i.rights),
                 None,
+                data_error,
             )?
         };
         let addr = m.addr;
@@ -492,5 +494,16 @@ impl ImportPort for WindowImportPort {
 impl Drop for WindowImportPort {
     fn drop(&mut self) {
         let _ = self.unmap();
+    }
+}
+
+/// mmap's errors for the mapping get and put use (not the program's own
+/// map, which follows spec 4.5 step 10: `transport::map_error`).
+fn data_error(errno: i32) -> RsmError {
+    match errno {
+        libc::EACCES | libc::EPERM => RsmError::BadPerms,
+        libc::ENOMEM => RsmError::InsufficientMem,
+        libc::EAGAIN => RsmError::InsufficientResources,
+        _ => RsmError::MapFailed,
     }
 }

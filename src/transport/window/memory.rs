@@ -72,39 +72,17 @@ pub fn trash(m: &Mapping) {
 }
 
 /// Maps `len` bytes of the window file `fd` from `offset` with `prot`,
-/// at `fixed` if given.
+/// at `fixed` if given; mmap's errno becomes an error by `error`.
 pub fn map_segment(
     fd: RawFd,
     offset: u64,
     len: usize,
     prot: i32,
     fixed: Option<usize>,
+    error: fn(i32) -> RsmError,
 ) -> RsmResult<Mapping> {
-    let flags = libc::MAP_SHARED | if fixed.is_some() { libc::MAP_FIXED } else { 0 };
-    // SAFETY: maps the window file; with MAP_FIXED the caller asked for
-    // exactly this address (RSM_MAP_FIXED), as with mmap(2).
-    let p = unsafe {
-        libc::mmap(
-            fixed.unwrap_or(0) as *mut _,
-            len,
-            prot,
-            flags,
-            fd,
-            offset as libc::off_t,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(match errno() {
-            libc::EACCES | libc::EPERM => RsmError::BadPerms,
-            libc::ENOMEM => RsmError::InsufficientMem,
-            libc::EAGAIN => RsmError::InsufficientResources,
-            _ => RsmError::MapFailed,
-        });
-    }
-    Ok(Mapping {
-        addr: p as usize,
-        len,
-    })
+    let addr = crate::transport::map_shared(fd, offset, len, prot, fixed).map_err(error)?;
+    Ok(Mapping { addr, len })
 }
 
 /// Anonymous memory standing in for a segment that went away.
