@@ -127,6 +127,18 @@ pub const DRAINING: u32 = 3;
 pub const SLOTS_OFF: usize = DIR_OFF + DIR_ENTRIES * ENTRY_LEN;
 /// Importing nodes with a partition (node ids 0..=63).
 pub const SLOT_NODES: usize = 64;
+
+/// The header's layout fields and their values in version 1: written at
+/// format, checked at attach.
+const LAYOUT: [(usize, usize); 7] = [
+    (H_PROCS_OFF, PROCS_OFF),
+    (H_PROCS, PROCS),
+    (H_DIR_OFF, DIR_OFF),
+    (H_DIR, DIR_ENTRIES),
+    (H_SLOTS_OFF, SLOTS_OFF),
+    (H_SLOTS_PER_NODE, SLOTS_PER_NODE),
+    (H_SLOT_NODES, SLOT_NODES),
+];
 /// Slots of one importing node in one window.
 pub const SLOTS_PER_NODE: usize = 16;
 /// All slots.
@@ -335,18 +347,9 @@ impl Window {
         if self.header(H_STATE) != READY {
             return Err("being formatted");
         }
-        let layout = [
-            (H_PROCS_OFF, PROCS_OFF),
-            (H_PROCS, PROCS),
-            (H_DIR_OFF, DIR_OFF),
-            (H_DIR, DIR_ENTRIES),
-            (H_SLOTS_OFF, SLOTS_OFF),
-            (H_SLOTS_PER_NODE, SLOTS_PER_NODE),
-            (H_SLOT_NODES, SLOT_NODES),
-        ];
         let data = self.u64(H_DATA_OFF).load(Ordering::Relaxed) == DATA_OFF as u64
             && self.u64(H_DATA_LEN).load(Ordering::Relaxed) == self.data_len() as u64;
-        if !data || layout.iter().any(|&(f, v)| self.header(f) as usize != v) {
+        if !data || LAYOUT.iter().any(|&(f, v)| self.header(f) as usize != v) {
             return Err("layout fields disagree with version 1");
         }
         Ok(())
@@ -368,15 +371,7 @@ impl Window {
         self.u64(H_FORMAT_ID).store(format_id, Ordering::Relaxed);
         self.u64(H_HEARTBEAT).store(beat, Ordering::Relaxed);
         self.u32(H_PAGE).store(page as u32, Ordering::Relaxed);
-        for (f, v) in [
-            (H_PROCS_OFF, PROCS_OFF),
-            (H_PROCS, PROCS),
-            (H_DIR_OFF, DIR_OFF),
-            (H_DIR, DIR_ENTRIES),
-            (H_SLOTS_OFF, SLOTS_OFF),
-            (H_SLOTS_PER_NODE, SLOTS_PER_NODE),
-            (H_SLOT_NODES, SLOT_NODES),
-        ] {
+        for (f, v) in LAYOUT {
             self.u32(f).store(v as u32, Ordering::Relaxed);
         }
         self.u64(H_DATA_OFF)
