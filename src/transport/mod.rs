@@ -291,3 +291,15 @@ pub(crate) fn map_error(errno: i32) -> RsmError {
         _ => RsmError::MapFailed,
     }
 }
+
+/// Whether `pid` holds CAP_IPC_OWNER (bit 15 of CapEff).
+pub(crate) fn has_ipc_owner(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 15) != 0) // bit 15: CAP_IPC_OWNER
+}

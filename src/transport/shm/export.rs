@@ -170,18 +170,6 @@ fn peer_groups(fd: RawFd) -> Vec<u32> {
     }
 }
 
-/// Whether `pid` holds CAP_IPC_OWNER (bit 15 of CapEff).
-fn has_ipc_owner(pid: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << 15) != 0) // bit 15: CAP_IPC_OWNER
-}
-
 fn send_reply(fd: &OwnedFd, reply: Reply, pass: &[RawFd]) -> bool {
     let bytes = Reply {
         fds: pass.len() as u32,
@@ -313,7 +301,7 @@ impl ShmExport {
         let mut admitted = listening.admission.admit(&peer, request.perm);
         // CAP_IPC_OWNER only matters when the mode refuses: read the
         // peer's /proc status (the dearest step of a connect) only then.
-        if admitted == Err(RsmError::PermDenied) && has_ipc_owner(cred.pid()) {
+        if admitted == Err(RsmError::PermDenied) && crate::transport::has_ipc_owner(cred.pid()) {
             peer.ipc_owner = true;
             admitted = listening.admission.admit(&peer, request.perm);
         }

@@ -55,14 +55,7 @@ pub struct WindowImportPort(Arc<WinImport>);
 /// Whether this process holds CAP_IPC_OWNER (bit 15 of CapEff): claimed
 /// in the request, as the uid is (docs/security.md).
 fn ipc_owner() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << 15) != 0)
+    crate::transport::has_ipc_owner(std::process::id() as i32)
 }
 
 /// Our effective uid, gid and supplementary groups (the first
