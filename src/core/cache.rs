@@ -44,25 +44,6 @@ pub(crate) fn with<S: Live + 'static, R>(
     })
 }
 
-/// The segment behind `handle` as a reference of its own (for calls that
-/// block: a signal handler may use the cache meanwhile).
-pub(crate) fn held<S: Live + 'static>(
-    cache: &'static Cache<S>,
-    handle: usize,
-    lookup: impl FnOnce(usize) -> RsmResult<Arc<S>>,
-) -> RsmResult<Arc<S>> {
-    cache.with(|last| {
-        let hit = last.try_borrow().ok().and_then(|last| {
-            let (h, seg) = last.as_ref()?;
-            (*h == handle && seg.live()).then(|| Arc::clone(seg))
-        });
-        match hit {
-            Some(seg) => Ok(seg),
-            None => fill(last, handle, lookup),
-        }
-    })
-}
-
 /// Looks `handle` up and caches it (if the cache is not borrowed).
 #[cold]
 fn fill<S>(

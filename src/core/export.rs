@@ -64,9 +64,10 @@ thread_local! {
     static LAST: RefCell<Option<(usize, Arc<ExportSegment>)>> = const { RefCell::new(None) };
 }
 
-/// The segment behind `handle`, from this thread's cache when it is there.
-fn held(handle: usize) -> RsmResult<Arc<ExportSegment>> {
-    cache::held(&LAST, handle, lookup)
+/// Runs `f` on the segment behind `handle`, from this thread's cache when
+/// it is there (`cache::with`).
+fn with<R>(handle: usize, f: impl FnOnce(&ExportSegment) -> RsmResult<R>) -> RsmResult<R> {
+    cache::with(&LAST, handle, lookup, f)
 }
 
 impl cache::Live for ExportSegment {
@@ -263,15 +264,19 @@ pub fn release_pollfd(handle: usize) -> RsmResult<()> {
 /// Runs on the cached segment without taking a reference of its own (a
 /// post never blocks).
 pub fn signal_post(handle: usize, no_accumulate: bool) -> RsmResult<()> {
-    cache::with(&LAST, handle, lookup, |seg| seg.port.post(no_accumulate))
+    with(handle, |seg| seg.port.post(no_accumulate))
 }
 
 /// `rsm_intr_signal_wait` on an export handle.
 pub fn signal_wait(handle: usize, timeout_ms: i32) -> RsmResult<()> {
-    held(handle)?.port.wait(timeout_ms)
+    // From the thread's cache, without a reference count of its own: a
+    // round trip of signals makes no locked instruction here. A signal
+    // handler that calls the library meanwhile shares the cache's borrow
+    // (or, to refill it, falls back to the table).
+    with(handle, |seg| seg.port.wait(timeout_ms))
 }
 
 /// Consumes one event after the pollfd was seen readable.
 pub fn take_event(handle: usize) -> RsmResult<bool> {
-    held(handle)?.port.take()
+    with(handle, |seg| seg.port.take())
 }

@@ -202,14 +202,16 @@ pub fn signal_post(handle: usize, no_accumulate: bool) -> RsmResult<()> {
 
 /// `rsm_intr_signal_wait` on an import handle.
 pub fn signal_wait(handle: usize, timeout_ms: i32) -> RsmResult<()> {
-    // A reference of its own, not a borrow of the thread's cache: a
-    // signal handler may use the cache while this waits.
-    held(handle)?.port.wait(timeout_ms)
+    // From the thread's cache, without a reference count of its own: a
+    // round trip of signals makes no locked instruction here. A signal
+    // handler that calls the library meanwhile shares the cache's borrow
+    // (or, to refill it, falls back to the table).
+    with(handle, |seg| seg.port.wait(timeout_ms))
 }
 
 /// Consumes one event after the pollfd was seen readable.
 pub fn take_event(handle: usize) -> RsmResult<bool> {
-    held(handle)?.port.take()
+    with(handle, |seg| seg.port.take())
 }
 
 thread_local! {
@@ -225,11 +227,6 @@ thread_local! {
 /// make it fault (disconnect only re-points it at anonymous memory).
 fn with<R>(handle: usize, f: impl FnOnce(&ImportSegment) -> RsmResult<R>) -> RsmResult<R> {
     cache::with(&LAST, handle, lookup, f)
-}
-
-/// The segment behind `handle`, as a reference of its own.
-fn held(handle: usize) -> RsmResult<Arc<ImportSegment>> {
-    cache::held(&LAST, handle, lookup)
 }
 
 impl cache::Live for ImportSegment {
