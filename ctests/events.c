@@ -701,6 +701,49 @@ static void exporter_sleeps(void)
     munmap(buf, len);
 }
 
+/* 10. A forked child posts on the handles it inherited while its parent
+ * posts on the same ones: every post of both counts. (The parent's posts
+ * store its own count to a word only it writes; the child's go to a
+ * second word by compare-and-swap, so neither overwrites the other's.) */
+static void forked_posters(void)
+{
+    enum { N = 50000 };
+    struct local s = local_open();
+    int go[2];
+    CHECK(pipe(go) == 0);
+    pid_t pid = child();
+    if (pid == 0) {
+        int bad = 0;
+        close(go[1]);
+        CHECK(hear(go[0]) == 'g');
+        for (int i = 0; i < N; i++) {
+            bad += rsm_intr_signal_post(s.im, 0) != RSM_SUCCESS;
+            bad += rsm_intr_signal_post(s.ex, 0) != RSM_SUCCESS;
+        }
+        CHECK(bad == 0);
+        child_exit();
+    }
+    close(go[0]);
+    say(go[1], 'g');
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        bad += rsm_intr_signal_post(s.im, 0) != RSM_SUCCESS;
+        bad += rsm_intr_signal_post(s.ex, 0) != RSM_SUCCESS;
+    }
+    CHECK(bad == 0);
+    check_child(pid, "forked poster");
+    close(go[1]);
+    /* 2N on each side, then nothing. */
+    int got_ex = 0, got_im = 0;
+    while (rsm_intr_signal_wait(s.ex, 0) == RSM_SUCCESS) got_ex++;
+    while (rsm_intr_signal_wait(s.im, 0) == RSM_SUCCESS) got_im++;
+    CHECK(got_ex == 2 * N);
+    CHECK(got_im == 2 * N);
+    printf("events: parent and forked child posted %d each way; the exporter took %d, the importer %d\n", 2 * N,
+           got_ex, got_im);
+    local_close(&s);
+}
+
 int main(void)
 {
     len = (size_t)sysconf(_SC_PAGESIZE);
@@ -727,6 +770,7 @@ int main(void)
     forced('d');
     forced('k');
     exporter_sleeps();
+    forked_posters();
 
     CHECK_RC(rsm_release_controller(ctrl), RSM_SUCCESS);
     return report("events");

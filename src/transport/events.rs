@@ -33,21 +33,29 @@
 //! garbage count only looks like posts the peer could have made anyway.
 
 use crate::error::{RsmError, RsmResult};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The count field of `posted` (and of `consumed`, compared modulo 2^48).
+/// The count field of `posted`, `extra` and `consumed` (compared modulo
+/// 2^48).
 pub const COUNT: u64 = (1 << 48) - 1;
+/// A difference this large means `consumed` is ahead of the posts read
+/// (a poster's stale store, being repaired, or a hostile peer): nothing
+/// is pending.
+const BEHIND: u64 = 1 << 47;
 /// Most events pending at once; a post beyond is dropped. Checked once per
 /// 65,536 posts, so the check costs the poster nothing in between.
-pub const MAX_PENDING: u64 = COUNT - (1 << 16);
-/// Someone may be waiting on the doorbell.
-pub const ARMED: u64 = 1 << 62;
-/// The doorbell has been rung and not drained since.
-pub const RUNG: u64 = 1 << 63;
-/// Someone may be asleep on the `wakes` word.
-pub const SLEEPING: u64 = 1 << 61;
+pub const MAX_PENDING: u64 = 1 << 46;
+/// In `flags`: someone may be waiting on the doorbell.
+pub const ARMED: u64 = 1 << 0;
+/// In `flags`: the doorbell has been rung and not drained since.
+pub const RUNG: u64 = 1 << 1;
+/// In `flags`: someone may be asleep on the `wakes` word.
+pub const SLEEPING: u64 = 1 << 2;
+/// Tries a poster makes to leave `posted` equal to its count before it
+/// gives up (only a peer scribbling on the word can make it give up).
+const PUBLISH_TRIES: u32 = 64;
 
 /// How a sleep on a doorbell ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,96 +79,210 @@ pub trait Doorbell {
     fn wake(&self, wakes: &AtomicU32);
 }
 
-/// One event counter in shared memory: its `posted` and `consumed` words.
+/// One event counter in shared memory: its five words.
 #[derive(Clone, Copy)]
 pub struct Counter<'a> {
     posted: &'a AtomicU64,
+    extra: &'a AtomicU64,
     consumed: &'a AtomicU64,
+    flags: &'a AtomicU64,
     wakes: &'a AtomicU32,
 }
 
-/// Events pending between a `posted` and a `consumed` value.
-fn pending_of(p: u64, c: u64) -> u64 {
-    (p & COUNT).wrapping_sub(c & COUNT) & COUNT
+/// The words of a counter, where a transport keeps them: `posted` on a
+/// cache line of its own with `wakes` (a post that wakes writes both),
+/// `flags` and `extra` on another line the poster reads, `consumed` on a
+/// third, 128 bytes from the others (adjacent-line prefetch).
+pub struct Words<'a> {
+    /// Written by the owning poster only.
+    pub posted: &'a AtomicU64,
+    /// Written by other posters (compare-and-swap).
+    pub extra: &'a AtomicU64,
+    /// Written by consumers.
+    pub consumed: &'a AtomicU64,
+    /// `ARMED`, `RUNG`, `SLEEPING`.
+    pub flags: &'a AtomicU64,
+    /// The futex word sleepers sleep on.
+    pub wakes: &'a AtomicU32,
 }
 
-/// `posted` with its count advanced by `n` (flags kept).
-fn advanced(p: u64, n: u64) -> u64 {
-    (p & !COUNT) | ((p & COUNT).wrapping_add(n) & COUNT)
+/// The posting side of a counter, private to the process that posts on
+/// it (the importer for `up`, the exporter for `down`): its threads
+/// count here and publish the count to `posted` with a plain store, so a
+/// post moves the shared line once, as a raw flag store does, and makes
+/// no locked instruction on it. A process that is not the owner (a
+/// forked child holding the parent's handle) posts on `extra` instead,
+/// with a compare-and-swap, so two processes never store to one word.
+pub struct Poster {
+    count: AtomicU64,
+    owner: u32,
+}
+
+impl Poster {
+    /// The poster of a counter that has seen no post, owned by this
+    /// process.
+    pub fn fresh() -> Poster {
+        Poster {
+            count: AtomicU64::new(0),
+            owner: crate::transport::shm::fork::pid(),
+        }
+    }
+
+    /// The poster of `counter`, owned by this process, going on from the
+    /// count it holds.
+    pub fn new(counter: Counter<'_>) -> Poster {
+        Poster {
+            count: AtomicU64::new(counter.posted.load(Ordering::Acquire) & COUNT),
+            owner: crate::transport::shm::fork::pid(),
+        }
+    }
+}
+
+/// Events pending between a posted total and a `consumed` value; none
+/// when `consumed` is ahead.
+fn pending_of(p: u64, c: u64) -> u64 {
+    let d = p.wrapping_sub(c) & COUNT;
+    if d >= BEHIND {
+        0
+    } else {
+        d
+    }
 }
 
 impl<'a> Counter<'a> {
     /// The counter made of these words.
-    pub fn new(posted: &'a AtomicU64, consumed: &'a AtomicU64, wakes: &'a AtomicU32) -> Self {
+    pub fn new(w: Words<'a>) -> Self {
         Counter {
-            posted,
-            consumed,
-            wakes,
+            posted: w.posted,
+            extra: w.extra,
+            consumed: w.consumed,
+            flags: w.flags,
+            wakes: w.wakes,
         }
+    }
+
+    /// Every event ever posted (`posted` + `extra`, modulo 2^48).
+    fn total(self, order: Ordering) -> u64 {
+        self.posted.load(order).wrapping_add(self.extra.load(order)) & COUNT
     }
 
     /// Events pending now.
     pub fn count(self) -> u64 {
-        // `consumed` first: `posted` read after it is at least as far on,
-        // so the difference cannot wrap to a huge count.
+        // `consumed` first: the totals read after it are at least as far
+        // on (but for a poster's stale store, which `pending_of` reads as
+        // nothing pending).
         let c = self.consumed.load(Ordering::SeqCst);
-        pending_of(self.posted.load(Ordering::SeqCst), c)
+        pending_of(self.total(Ordering::SeqCst), c)
     }
 
     /// Adds one event. With `no_accumulate`, not if one is pending.
-    /// Rings `bell` if the counter is armed and the bell is silent.
-    pub fn post(self, no_accumulate: bool, bell: &dyn Doorbell) {
-        self.add_checked(1, no_accumulate, bell);
+    /// Rings `bell` if the counter is armed and the bell is silent, and
+    /// wakes a sleeper.
+    ///
+    /// The owner's threads take their number from `poster` (a locked
+    /// instruction on a line of this process), store it to `posted`, and
+    /// make sure `posted` is left at the latest number: a thread that
+    /// stored an older one after a newer one sees the difference and
+    /// stores the latest. Then a fence, and `flags` is read: the store
+    /// and the read are ordered as a sleeper's set of `SLEEPING` (or
+    /// `ARMED`) and its read of the counts are, so either the poster sees
+    /// the flag or the sleeper sees the event (Dekker).
+    pub fn post(self, poster: &Poster, no_accumulate: bool, bell: &dyn Doorbell) {
+        if poster.owner != crate::transport::shm::fork::pid() {
+            self.add_extra(1, no_accumulate, bell);
+            return;
+        }
+        let mut s = poster.count.load(Ordering::Relaxed);
+        let mut v = if no_accumulate || s & 0xFFFF == 0xFFFF {
+            // `consumed` is the consumer's line: read it only when needed.
+            loop {
+                let c = self.consumed.load(Ordering::SeqCst);
+                let total = s.wrapping_add(self.extra.load(Ordering::SeqCst));
+                let pending = pending_of(total, c);
+                if (no_accumulate && pending > 0) || pending >= MAX_PENDING {
+                    return;
+                }
+                match poster.count.compare_exchange_weak(
+                    s,
+                    s.wrapping_add(1),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break s.wrapping_add(1),
+                    Err(now) => s = now,
+                }
+            }
+        } else {
+            poster.count.fetch_add(1, Ordering::SeqCst).wrapping_add(1)
+        };
+        for _ in 0..PUBLISH_TRIES {
+            self.posted.store(v & COUNT, Ordering::Release);
+            fence(Ordering::SeqCst);
+            let latest = poster.count.load(Ordering::Relaxed);
+            if self.posted.load(Ordering::Relaxed) == latest & COUNT {
+                break;
+            }
+            v = latest;
+        }
+        let f = self.flags.load(Ordering::Relaxed);
+        if f & (ARMED | SLEEPING) != 0 {
+            self.alert(bell);
+        }
     }
 
-    /// Adds `n` events at once, ringing as `post` does.
+    /// Adds `n` events at once on `extra`, ringing as `post` does: events
+    /// moved from elsewhere, and posts by a process other than the owner.
     pub fn add(self, n: u64, bell: &dyn Doorbell) {
         if n > 0 {
-            self.add_checked(n.min(MAX_PENDING), false, bell);
+            self.add_extra(n.min(MAX_PENDING), false, bell);
         }
     }
 
-    fn add_checked(self, n: u64, no_accumulate: bool, bell: &dyn Doorbell) {
-        let mut p = self.posted.load(Ordering::Relaxed);
+    fn add_extra(self, n: u64, no_accumulate: bool, bell: &dyn Doorbell) {
+        let mut e = self.extra.load(Ordering::Relaxed);
         loop {
-            // `consumed` is the consumer's line: read it only when needed.
-            if no_accumulate || n > 1 || p & 0xFFFF == 0xFFFF {
-                // And before a fresh `posted`: with `p` from before takers
-                // moved `consumed` past it, posted - consumed wrapped to
-                // about 2^48 and the post was dropped as over the limit (or
-                // as "one pending" with NO_ACCUMULATE): one event lost per
-                // 65,536 posts now and then under concurrent takes.
-                let c = self.consumed.load(Ordering::SeqCst);
-                p = self.posted.load(Ordering::SeqCst);
-                let pending = pending_of(p, c);
-                if (no_accumulate && pending > 0) || pending + n > MAX_PENDING {
-                    return;
-                }
+            let c = self.consumed.load(Ordering::SeqCst);
+            let total = self.posted.load(Ordering::SeqCst).wrapping_add(e);
+            let pending = pending_of(total, c);
+            if (no_accumulate && pending > 0) || pending + n > MAX_PENDING {
+                return;
             }
-            let ring = p & ARMED != 0 && p & RUNG == 0;
-            let new = (advanced(p, n) | if ring { RUNG } else { 0 }) & !SLEEPING;
-            match self
-                .posted
-                .compare_exchange_weak(p, new, Ordering::SeqCst, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    if ring {
-                        bell.ring();
-                    }
-                    if p & SLEEPING != 0 {
-                        self.wake_all(bell);
-                    }
-                    return;
-                }
-                Err(now) => p = now,
+            match self.extra.compare_exchange_weak(
+                e,
+                e.wrapping_add(n) & COUNT,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => e = now,
             }
+        }
+        fence(Ordering::SeqCst);
+        if self.flags.load(Ordering::Relaxed) & (ARMED | SLEEPING) != 0 {
+            self.alert(bell);
         }
     }
 
-    /// Whether an event is pending (two loads; for spinning).
+    /// After a post found someone waiting: rings the bell if the counter
+    /// is armed and the bell silent (the one that sets `RUNG` rings), and
+    /// wakes the sleepers if `SLEEPING` was set.
+    fn alert(self, bell: &dyn Doorbell) {
+        let f = self.flags.load(Ordering::SeqCst);
+        if f & ARMED != 0
+            && f & RUNG == 0
+            && self.flags.fetch_or(RUNG, Ordering::SeqCst) & RUNG == 0
+        {
+            bell.ring();
+        }
+        if f & SLEEPING != 0 && self.flags.fetch_and(!SLEEPING, Ordering::SeqCst) & SLEEPING != 0 {
+            self.wake_all(bell);
+        }
+    }
+
+    /// Whether an event is pending (three loads; for spinning).
     pub fn pending(self) -> bool {
         let c = self.consumed.load(Ordering::Relaxed);
-        pending_of(self.posted.load(Ordering::Acquire), c) != 0
+        pending_of(self.total(Ordering::Acquire), c) != 0
     }
 
     /// Consumes one event if one is pending. Settles the doorbell when this
@@ -170,22 +292,21 @@ impl<'a> Counter<'a> {
     pub fn take(self, bell: &dyn Doorbell) -> bool {
         let mut c = self.consumed.load(Ordering::Acquire);
         loop {
-            let p = self.posted.load(Ordering::SeqCst);
-            let n = pending_of(p, c);
+            let n = pending_of(self.total(Ordering::SeqCst), c);
             if n == 0 {
-                if p & RUNG != 0 {
+                if self.flags.load(Ordering::Relaxed) & RUNG != 0 {
                     self.settle(bell);
                 }
                 return false;
             }
             match self.consumed.compare_exchange_weak(
                 c,
-                c.wrapping_add(1),
+                c.wrapping_add(1) & COUNT,
                 Ordering::SeqCst,
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    if n == 1 && p & RUNG != 0 {
+                    if n == 1 && self.flags.load(Ordering::Relaxed) & RUNG != 0 {
                         self.settle(bell);
                     }
                     return true;
@@ -208,36 +329,27 @@ impl<'a> Counter<'a> {
     }
 
     /// With nothing pending, clears `RUNG` (before a doorbell is drained)
-    /// and returns `true`; `false` if events are pending.
+    /// and returns `true`; `false` if events are pending. A post that
+    /// comes after the look and saw `RUNG` still set did not ring: the
+    /// caller's `ring_if_pending` after the drain finds it.
     pub fn quiet(self) -> bool {
-        loop {
-            // `consumed`, then `posted` (see `count`).
-            let c = self.consumed.load(Ordering::SeqCst);
-            let p = self.posted.load(Ordering::SeqCst);
-            if pending_of(p, c) != 0 {
-                return false;
-            }
-            if p & RUNG == 0 {
-                return true;
-            }
-            // Fails if a post came in since the load: look again.
-            if self
-                .posted
-                .compare_exchange_weak(p, p & !RUNG, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
-                return true;
-            }
+        if self.count() != 0 {
+            return false;
         }
+        self.flags.fetch_and(!RUNG, Ordering::SeqCst);
+        true
     }
 
     /// If anything is pending, sets `RUNG` and returns `true`: the caller
     /// rings (once for a shared doorbell).
     pub fn claim_if_pending(self) -> bool {
+        // Orders a `RUNG` cleared or `ARMED` set before against the
+        // counts read now (the other half of `post`'s fence).
+        fence(Ordering::SeqCst);
         if self.count() == 0 {
             return false;
         }
-        self.posted.fetch_or(RUNG, Ordering::SeqCst);
+        self.flags.fetch_or(RUNG, Ordering::SeqCst);
         true
     }
 
@@ -253,12 +365,12 @@ impl<'a> Counter<'a> {
     /// pending, so a sleeper or poller that arrives late still wakes.
     pub fn arm(self, on: bool, bell: &dyn Doorbell) {
         if on {
-            let p = self.posted.fetch_or(ARMED, Ordering::SeqCst);
-            if p & RUNG == 0 {
+            let f = self.flags.fetch_or(ARMED, Ordering::SeqCst);
+            if f & RUNG == 0 {
                 self.ring_if_pending(bell);
             }
         } else {
-            self.posted.fetch_and(!ARMED, Ordering::SeqCst);
+            self.flags.fetch_and(!ARMED, Ordering::SeqCst);
         }
     }
 
@@ -267,7 +379,9 @@ impl<'a> Counter<'a> {
     /// only if none, while `wakes` still has the value returned.
     pub fn prepare_sleep(self) -> u32 {
         let seen = self.wakes.load(Ordering::SeqCst);
-        self.posted.fetch_or(SLEEPING, Ordering::SeqCst);
+        self.flags.fetch_or(SLEEPING, Ordering::SeqCst);
+        // The caller's look at the counts comes after this (see `post`).
+        fence(Ordering::SeqCst);
         seen
     }
 
@@ -282,7 +396,7 @@ impl<'a> Counter<'a> {
     /// to look again: a change in what they should sleep on. The caller
     /// excludes a concurrent `prepare_sleep` (the exporter's hub lock).
     pub fn wake_sleepers(self, bell: &dyn Doorbell) {
-        if self.posted.load(Ordering::SeqCst) & SLEEPING != 0 {
+        if self.flags.load(Ordering::SeqCst) & SLEEPING != 0 {
             self.wake_all(bell);
         }
     }
@@ -296,10 +410,10 @@ impl<'a> Counter<'a> {
     pub fn take_all(self) -> u64 {
         let mut c = self.consumed.load(Ordering::Acquire);
         loop {
-            let n = pending_of(self.posted.load(Ordering::SeqCst), c);
+            let n = pending_of(self.total(Ordering::SeqCst), c);
             match self.consumed.compare_exchange_weak(
                 c,
-                c.wrapping_add(n),
+                c.wrapping_add(n) & COUNT,
                 Ordering::SeqCst,
                 Ordering::Acquire,
             ) {
@@ -307,6 +421,30 @@ impl<'a> Counter<'a> {
                 Err(now) => c = now,
             }
         }
+    }
+}
+
+/// A counter in this process's own memory (events of importers that left,
+/// or of an import aborted with events pending): the same protocol.
+#[derive(Default)]
+pub struct LocalCounter {
+    posted: AtomicU64,
+    extra: AtomicU64,
+    consumed: AtomicU64,
+    flags: AtomicU64,
+    wakes: AtomicU32,
+}
+
+impl LocalCounter {
+    /// As an events counter.
+    pub fn counter(&self) -> Counter<'_> {
+        Counter::new(Words {
+            posted: &self.posted,
+            extra: &self.extra,
+            consumed: &self.consumed,
+            flags: &self.flags,
+            wakes: &self.wakes,
+        })
     }
 }
 
@@ -472,24 +610,40 @@ mod tests {
         fn wake(&self, _: &AtomicU32) {}
     }
 
-    /// A counter's words.
-    #[derive(Default)]
-    struct Words(AtomicU64, AtomicU64, AtomicU32);
-    impl Words {
+    /// A counter's words, and the owner's poster.
+    struct W {
+        words: LocalCounter,
+        poster: Poster,
+    }
+    impl Default for W {
+        fn default() -> Self {
+            W {
+                words: LocalCounter::default(),
+                poster: Poster::fresh(),
+            }
+        }
+    }
+    impl W {
         fn c(&self) -> Counter<'_> {
-            Counter::new(&self.0, &self.1, &self.2)
+            self.words.counter()
+        }
+        fn post(&self, no_accumulate: bool, bell: &dyn Doorbell) {
+            self.c().post(&self.poster, no_accumulate, bell);
         }
         fn pending(&self) -> u64 {
             self.c().count()
+        }
+        fn flags(&self) -> u64 {
+            self.words.flags.load(Ordering::SeqCst)
         }
     }
 
     #[test]
     fn unarmed_posts_never_ring() {
-        let w = Words::default();
+        let w = W::default();
         let bell = Bell::default();
         for _ in 0..10 {
-            w.c().post(false, &bell);
+            w.post(false, &bell);
         }
         assert_eq!(w.pending(), 10);
         assert_eq!(bell.rings.get(), 0);
@@ -502,92 +656,160 @@ mod tests {
 
     #[test]
     fn armed_counter_keeps_the_bell_level_triggered() {
-        let w = Words::default();
+        let w = W::default();
         let bell = Bell::default();
-        w.c().post(false, &bell); // before anyone polls
+        w.post(false, &bell); // before anyone polls
         w.c().arm(true, &bell);
         assert!(bell.readable.get(), "arming with an event pending rings");
-        w.c().post(false, &bell);
+        w.post(false, &bell);
         assert_eq!(bell.rings.get(), 1, "already rung: no second ring");
         assert!(w.c().take(&bell));
         assert!(bell.readable.get(), "one still pending");
         assert!(w.c().take(&bell));
         assert!(!bell.readable.get(), "drained with the last event");
-        w.c().post(false, &bell);
+        w.post(false, &bell);
         assert!(bell.readable.get());
         assert_eq!(bell.rings.get(), 2);
+        // Posts by another process (on `extra`) ring the same way.
+        assert!(w.c().take(&bell));
+        assert!(!bell.readable.get());
+        w.c().add(1, &bell);
+        assert!(bell.readable.get());
+        assert_eq!(bell.rings.get(), 3);
     }
 
     #[test]
     fn no_accumulate_saturation_and_wrapping() {
-        let w = Words::default();
+        let w = W::default();
         let bell = Bell::default();
         for _ in 0..3 {
-            w.c().post(true, &bell);
+            w.post(true, &bell);
         }
         assert_eq!(w.pending(), 1);
         // Near the top of the field, and across its wrap.
-        w.0.store(COUNT - 1, Ordering::Relaxed);
-        w.1.store(COUNT - 3, Ordering::Relaxed);
+        let w = W {
+            words: LocalCounter::default(),
+            poster: Poster {
+                count: AtomicU64::new(COUNT - 1),
+                owner: crate::transport::shm::fork::pid(),
+            },
+        };
+        w.words.posted.store(COUNT - 1, Ordering::Relaxed);
+        w.words.consumed.store(COUNT - 3, Ordering::Relaxed);
         for _ in 0..4 {
-            w.c().post(false, &bell);
+            w.post(false, &bell);
         }
         assert_eq!(w.pending(), 6, "counts wrap inside their field");
-        assert_eq!(w.0.load(Ordering::Relaxed) & !COUNT, 0, "no carry out");
+        assert_eq!(w.words.posted.load(Ordering::Relaxed), 2, "no carry out");
         while w.c().take(&bell) {}
         assert_eq!(w.pending(), 0);
         // At the limit a post is dropped, not wrapped to zero pending.
-        w.0.store(MAX_PENDING, Ordering::Relaxed); // low 16 bits all ones: checked
-        w.1.store(0, Ordering::Relaxed);
-        w.c().post(false, &bell);
-        assert_eq!(w.pending(), MAX_PENDING);
+        // Low 16 bits all ones: the post checks the limit.
+        let top = (3 << 46) | 0xFFFF;
+        let w = W {
+            words: LocalCounter::default(),
+            poster: Poster {
+                count: AtomicU64::new(top),
+                owner: crate::transport::shm::fork::pid(),
+            },
+        };
+        w.words.posted.store(top, Ordering::Relaxed);
+        w.words
+            .consumed
+            .store(top - (MAX_PENDING - 1), Ordering::Relaxed);
+        w.post(false, &bell);
+        assert_eq!(w.pending(), MAX_PENDING, "the last one that fits");
+        let top = top + (1 << 16);
+        w.poster.count.store(top, Ordering::Relaxed);
+        w.words.posted.store(top, Ordering::Relaxed);
+        w.words.consumed.store(top - MAX_PENDING, Ordering::Relaxed);
+        w.post(false, &bell);
+        assert_eq!(w.pending(), MAX_PENDING, "over the limit: dropped");
         w.c().add(5, &bell);
         assert_eq!(w.pending(), MAX_PENDING);
         assert_eq!(w.c().take_all(), MAX_PENDING);
         assert_eq!(w.pending(), 0);
     }
 
+    /// A consumer ahead of `posted` (a poster's store being repaired, or
+    /// a peer's scribble) sees nothing pending, never 2^48 events.
+    #[test]
+    fn consumed_ahead_means_nothing_pending() {
+        let w = W::default();
+        w.words.posted.store(5, Ordering::Relaxed);
+        w.words.consumed.store(6, Ordering::Relaxed);
+        assert_eq!(w.pending(), 0);
+        assert!(!w.c().take(&Null));
+        assert_eq!(w.c().take_all(), 0);
+        assert_eq!(w.words.consumed.load(Ordering::Relaxed), 6);
+    }
+
     #[test]
     fn hostile_ring_without_events_is_drained() {
-        let w = Words::default();
-        w.0.store(RUNG | ARMED | 7, Ordering::Relaxed);
-        w.1.store(7, Ordering::Relaxed);
+        let w = W::default();
+        w.words.flags.store(RUNG | ARMED, Ordering::Relaxed);
+        w.words.posted.store(7, Ordering::Relaxed);
+        w.words.consumed.store(7, Ordering::Relaxed);
         let bell = Bell::default();
         bell.readable.set(true);
         assert!(!w.c().take(&bell));
         assert!(!bell.readable.get());
-        assert_eq!(w.0.load(Ordering::Relaxed), ARMED | 7);
+        assert_eq!(w.flags(), ARMED);
+    }
+
+    /// The owner keeps posting on `posted` whatever a peer stored there.
+    #[test]
+    fn the_owner_restores_its_count_over_a_scribble() {
+        let w = W::default();
+        w.post(false, &Null);
+        w.words.posted.store(1000, Ordering::Relaxed);
+        w.post(false, &Null);
+        assert_eq!(w.words.posted.load(Ordering::Relaxed), 2);
     }
 
     #[test]
     fn only_a_post_to_a_sleeper_wakes_and_each_wakes_once() {
-        let w = Words::default();
+        let w = W::default();
         let bell = Bell::default();
-        w.c().post(false, &bell);
+        w.post(false, &bell);
         assert_eq!(bell.wakes.get(), 0, "nobody asleep: no wake-up");
         assert!(w.c().take(&bell));
         let seen = w.c().prepare_sleep();
         assert_eq!(seen, 0);
-        w.c().post(false, &bell);
+        w.post(false, &bell);
         assert_eq!(bell.wakes.get(), 1);
-        assert_ne!(w.2.load(Ordering::Relaxed), seen, "the sleep ends");
-        w.c().post(false, &bell);
+        assert_ne!(
+            w.words.wakes.load(Ordering::Relaxed),
+            seen,
+            "the sleep ends"
+        );
+        w.post(false, &bell);
         assert_eq!(bell.wakes.get(), 1, "SLEEPING was cleared by the first");
-        assert_eq!(w.0.load(Ordering::Relaxed) & SLEEPING, 0);
+        assert_eq!(w.flags() & SLEEPING, 0);
         assert_eq!(w.pending(), 2);
     }
 
-    /// Two sleepers that re-arm in between (the ABA case): with `wakes`
-    /// a sequence, neither sleeps through a post; the test ends itself.
+    /// Two sleepers that re-arm in between (the ABA case), and posts from
+    /// two threads of the owner and from another process (`extra`):
+    /// nobody sleeps through a post; the test ends itself.
     #[test]
     fn sleepers_never_miss_a_post() {
-        let w = Words::default();
+        let w = W::default();
         const N: u64 = 100_000;
         let taken = AtomicU64::new(0);
         std::thread::scope(|s| {
             s.spawn(|| {
-                for _ in 0..N {
-                    w.c().post(false, &Null);
+                for _ in 0..N / 2 {
+                    w.post(false, &Null);
+                }
+            });
+            s.spawn(|| {
+                for i in 0..N / 2 {
+                    if i % 16 == 0 {
+                        w.c().add(1, &Null);
+                    } else {
+                        w.post(false, &Null);
+                    }
                 }
             });
             for _ in 0..2 {
@@ -606,7 +828,7 @@ mod tests {
                     // "Sleep" while `wakes` is unchanged; a lost wake-up
                     // is a sleep no later post ends.
                     let mut spins = 0u64;
-                    while w.2.load(Ordering::SeqCst) == seen {
+                    while w.words.wakes.load(Ordering::SeqCst) == seen {
                         if taken.load(Ordering::SeqCst) >= N {
                             return;
                         }
@@ -623,26 +845,35 @@ mod tests {
         assert_eq!(taken.load(Ordering::SeqCst), N);
     }
 
+    /// Posters on several threads of the owner (publishing through one
+    /// `Poster`), one on `extra`, and takers: every event taken once.
     #[test]
     fn concurrent_posts_and_takes_balance() {
-        let w = Words::default();
-        w.0.store(ARMED, Ordering::Relaxed);
+        let w = W::default();
+        w.words.flags.store(ARMED, Ordering::Relaxed);
         let taken = AtomicU64::new(0);
-        let posters_left = std::sync::atomic::AtomicUsize::new(2);
+        let posters_left = std::sync::atomic::AtomicUsize::new(3);
         std::thread::scope(|s| {
-            for _ in 0..2 {
-                s.spawn(|| {
+            for k in 0..3 {
+                let w = &w;
+                let posters_left = &posters_left;
+                s.spawn(move || {
                     for _ in 0..100_000 {
-                        w.c().post(false, &Null);
+                        if k == 2 {
+                            w.c().add(1, &Null);
+                        } else {
+                            w.post(false, &Null);
+                        }
                     }
                     posters_left.fetch_sub(1, Ordering::SeqCst);
                 });
+            }
+            for _ in 0..2 {
                 s.spawn(|| {
-                    // Until it has its share, or the posters are done and
-                    // nothing is left: a lost post fails the test below
-                    // instead of hanging it.
+                    // Until the posters are done and nothing is left: a
+                    // lost post fails the test below instead of hanging it.
                     let mut mine = 0;
-                    while mine < 100_000 {
+                    loop {
                         if w.c().take(&Null) {
                             mine += 1;
                         } else if posters_left.load(Ordering::SeqCst) == 0 && w.c().count() == 0 {
@@ -653,7 +884,12 @@ mod tests {
                 });
             }
         });
-        assert_eq!(taken.load(Ordering::Relaxed), 200_000, "posts lost");
+        assert_eq!(taken.load(Ordering::Relaxed), 300_000, "posts lost");
         assert_eq!(w.pending(), 0);
+        assert_eq!(
+            w.words.posted.load(Ordering::Relaxed),
+            200_000,
+            "posted left at the latest count"
+        );
     }
 }

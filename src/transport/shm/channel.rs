@@ -13,21 +13,23 @@
 //! it; eventfds and epoll descriptors report and wake with `POLLIN` alone.
 
 use crate::error::{RsmError, RsmResult};
-use crate::transport::events::{Counter, Doorbell, Woke};
+use crate::transport::events::{Counter, Doorbell, Poster, Woke, Words};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Size of the shared page.
 const PAGE: usize = 4096;
-/// Offsets of the two counters' `posted` and `consumed` words, each on a
-/// cache line of its own (128 bytes apart: adjacent-line prefetch).
+/// Offsets of the two counters, and of their words inside one: `posted`
+/// with `wakes` (a post that wakes writes both), `flags` with `extra` on
+/// the next line (read by every post, written rarely), `consumed` 128
+/// bytes on (adjacent-line prefetch pairs lines).
 const UP: usize = 0;
 const DOWN: usize = 256;
-const CONSUMED: usize = 128;
-/// Offset of a counter's `wakes` futex word, on the line of its `posted`
-/// (a post that wakes writes both).
 const WAKES: usize = 8;
+const FLAGS: usize = 64;
+const EXTRA: usize = 72;
+const CONSUMED: usize = 128;
 /// Offset of the importer's status word (`rsminfo`): 1 while it holds an
 /// explicit mapping. Only informative; the exporter trusts nothing in it.
 const STATUS: usize = 512;
@@ -170,6 +172,9 @@ pub struct Channel {
     pub down: Bell,
     /// Importer only: the write end of the exporter's doorbell.
     pub up: Option<OwnedFd>,
+    /// This side's poster: on `down` for the exporter, `up` for the
+    /// importer.
+    poster: Poster,
 }
 
 // SAFETY: the page is only accessed through atomics.
@@ -250,6 +255,7 @@ impl Channel {
             addr,
             down: pipe,
             up: None,
+            poster: Poster::fresh(),
         };
         Ok((channel, Handout { page, down_read }))
     }
@@ -288,14 +294,17 @@ impl Channel {
             return Err(RsmError::InternalError);
         }
         let addr = map(&page)?;
-        Ok(Channel {
+        let mut channel = Channel {
             addr,
             down: Bell {
                 read: Some(down_read),
                 write: Some(down_write),
             },
             up: Some(up),
-        })
+            poster: Poster::fresh(),
+        };
+        channel.poster = Poster::new(channel.up());
+        Ok(channel)
     }
 
     fn word(&self, offset: usize) -> &AtomicU64 {
@@ -319,22 +328,30 @@ impl Channel {
         self.word32(STATUS).load(Ordering::Relaxed) == 1
     }
 
+    fn counter(&self, at: usize) -> Counter<'_> {
+        Counter::new(Words {
+            posted: self.word(at),
+            extra: self.word(at + EXTRA),
+            consumed: self.word(at + CONSUMED),
+            flags: self.word(at + FLAGS),
+            wakes: self.word32(at + WAKES),
+        })
+    }
+
     /// Importer -> exporter counter.
     pub fn up(&self) -> Counter<'_> {
-        Counter::new(
-            self.word(UP),
-            self.word(UP + CONSUMED),
-            self.word32(UP + WAKES),
-        )
+        self.counter(UP)
     }
 
     /// Exporter -> importer counter.
     pub fn down(&self) -> Counter<'_> {
-        Counter::new(
-            self.word(DOWN),
-            self.word(DOWN + CONSUMED),
-            self.word32(DOWN + WAKES),
-        )
+        self.counter(DOWN)
+    }
+
+    /// This side's poster (of `down` for the exporter, `up` for the
+    /// importer).
+    pub fn poster(&self) -> &Poster {
+        &self.poster
     }
 }
 

@@ -9,7 +9,7 @@ use super::wire::{self, Reply, Request};
 use crate::config::NodeId;
 use crate::core::permission::Peer;
 use crate::error::{RsmError, RsmResult};
-use crate::transport::events::{self, Counter, Doorbell, Waitable, Woke};
+use crate::transport::events::{self, Counter, Doorbell, LocalCounter, Waitable, Woke};
 use crate::transport::survey::{self, ImporterReport, SegmentDetails};
 use crate::transport::{Admission, ExportPort, ImporterInfo, Signals};
 use arc_swap::ArcSwap;
@@ -21,7 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Next id tried for a publish with id 0 (spec 3.3: from 0x80000000 up).
@@ -83,7 +83,7 @@ pub struct ShmExport {
     destroyed: AtomicBool,
     /// Events posted by importers that left before they were consumed
     /// (they are not lost); also rung to wake waiters at destroy.
-    own: (AtomicU64, AtomicU64, AtomicU32),
+    own: LocalCounter,
     /// The exporter's doorbell for all its counters: its read end is the
     /// pollfd; importers get its write end. Made on first need (a segment
     /// nobody connects to, waits on or polls costs no descriptor for it).
@@ -113,7 +113,7 @@ impl ShmExportPort {
             }),
             channels: ArcSwap::from_pointee(Vec::new()),
             destroyed: AtomicBool::new(false),
-            own: (AtomicU64::new(0), AtomicU64::new(0), AtomicU32::new(0)),
+            own: LocalCounter::default(),
             up: OnceLock::new(),
             cursor: AtomicUsize::new(0),
         })))
@@ -622,7 +622,7 @@ impl Doorbell for UpBell<'_> {
 /// Signals (spec 4.9) on the exporter's side.
 impl ShmExport {
     fn own(&self) -> Counter<'_> {
-        Counter::new(&self.own.0, &self.own.1, &self.own.2)
+        self.own.counter()
     }
 
     /// Every counter the exporter waits on.
@@ -819,7 +819,7 @@ impl Waitable for ShmExport {
 impl Signals for ShmExportPort {
     fn post(&self, no_accumulate: bool) -> RsmResult<()> {
         for (_, ch) in self.0.channels.load().iter() {
-            ch.down().post(no_accumulate, &ch.down);
+            ch.down().post(ch.poster(), no_accumulate, &ch.down);
         }
         Ok(())
     }

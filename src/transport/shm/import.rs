@@ -452,7 +452,8 @@ impl Signals for ShmImportPort {
         // success, as on Solaris (spec 5.2).
         if !self.0.aborted.load(Ordering::Acquire) {
             let ch = &self.0.channel;
-            ch.up().post(no_accumulate, &PipeEnd(ch.up.as_ref()));
+            ch.up()
+                .post(ch.poster(), no_accumulate, &PipeEnd(ch.up.as_ref()));
         }
         Ok(())
     }

@@ -10,7 +10,7 @@
 mod agent;
 mod channel;
 mod export;
-mod fork;
+pub(crate) mod fork;
 mod import;
 pub(crate) mod memory;
 pub mod wire;

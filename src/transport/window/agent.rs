@@ -19,7 +19,7 @@ use super::layout::{self, Window};
 use super::memory::Bell;
 use super::Net;
 use crate::error::{RsmError, RsmResult};
-use crate::transport::events::{Counter, Doorbell, Woke};
+use crate::transport::events::{Doorbell, Woke};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
@@ -261,22 +261,6 @@ impl Doorbell for NoBell {
     fn ring(&self) {}
     fn drain(&self) {}
     fn wake(&self, _: &AtomicU32) {}
-}
-
-/// A process-local counter (events of importers that left, or of an
-/// import aborted with events pending): the same protocol, in our memory.
-#[derive(Default)]
-pub struct LocalCounter(
-    std::sync::atomic::AtomicU64,
-    std::sync::atomic::AtomicU64,
-    AtomicU32,
-);
-
-impl LocalCounter {
-    /// As an events counter.
-    pub fn counter(&self) -> Counter<'_> {
-        Counter::new(&self.0, &self.1, &self.2)
-    }
 }
 
 /// How the waiters of one segment sleep: on a pipe the agent rings when

@@ -5,14 +5,14 @@
 //! answers import slots with core's permission model (spec 5.1) applied
 //! to the credentials the importer claims.
 
-use super::agent::{LocalCounter, NoBell, Wake};
+use super::agent::{NoBell, Wake};
 use super::layout::{self, Entry, Window};
 use super::memory;
 use super::Net;
 use crate::config::NodeId;
 use crate::core::permission::Peer;
 use crate::error::{RsmError, RsmResult};
-use crate::transport::events::{self, Counter, Waitable, Woke};
+use crate::transport::events::{self, Counter, LocalCounter, Poster, Waitable, Woke};
 use crate::transport::{Admission, ExportPort, ImporterInfo, Signals};
 use parking_lot::{Mutex, RwLock};
 use std::os::fd::{AsRawFd, RawFd};
@@ -40,6 +40,8 @@ struct State {
 struct Importer {
     slot: usize,
     info: ImporterInfo,
+    /// Ours, on the slot's `down` counter.
+    poster: Poster,
 }
 
 /// An export segment on a window.
@@ -216,6 +218,7 @@ impl WinExport {
                 if granted {
                     importers.push(Importer {
                         slot: s,
+                        poster: Poster::new(w.down(s)),
                         info: ImporterInfo {
                             pid: w.slot_field(s, S_PID),
                             uid: peer.uid,
@@ -471,7 +474,7 @@ impl Signals for WindowExportPort {
     fn post(&self, no_accumulate: bool) -> RsmResult<()> {
         let x = &self.0;
         for i in x.importers.read().iter() {
-            x.own.down(i.slot).post(no_accumulate, &NoBell);
+            x.own.down(i.slot).post(&i.poster, no_accumulate, &NoBell);
         }
         Ok(())
     }

@@ -7,14 +7,14 @@
 //! heartbeat stopped, its window reformatted) re-points the mappings at
 //! anonymous memory, as `shm` does (DESIGN.md 5.4).
 
-use super::agent::{LocalCounter, NoBell, Wake};
+use super::agent::{NoBell, Wake};
 use super::layout::{self, Window};
 use super::memory::{self, Mapping};
 use super::Net;
 use crate::config::NodeId;
 use crate::core::permission::{PERM_READ, PERM_WRITE};
 use crate::error::{RsmError, RsmResult};
-use crate::transport::events::{self, Waitable, Woke};
+use crate::transport::events::{self, LocalCounter, Poster, Waitable, Woke};
 use crate::transport::{ImportPort, Signals};
 use parking_lot::Mutex;
 use std::os::fd::{AsRawFd, RawFd};
@@ -46,6 +46,8 @@ pub struct WinImport {
     /// Events the exporter posted that were pending when the connection
     /// ended (the slot is given back, its counters with it).
     kept: LocalCounter,
+    /// Ours, on the slot's `up` counter.
+    poster: Poster,
     pub(super) wake: Wake,
 }
 
@@ -209,6 +211,7 @@ impl WinImport {
             data: OnceLock::new(),
             state: Mutex::new(None),
             kept: LocalCounter::default(),
+            poster: Poster::new(win.up(s)),
             wake: match Wake::new(net) {
                 Ok(w) => w,
                 Err(e) => {
@@ -348,7 +351,10 @@ impl Signals for WindowImportPort {
         // After a forced disconnect nobody reads the counter: a silent
         // success, as on Solaris (spec 5.2).
         if !self.0.done() && self.0.slot_granted() {
-            self.0.win.up(self.0.slot).post(no_accumulate, &NoBell);
+            self.0
+                .win
+                .up(self.0.slot)
+                .post(&self.0.poster, no_accumulate, &NoBell);
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! The window's layout, version 1 (docs/window-format.md is the reference;
+//! The window's layout, version 2 (docs/window-format.md is the reference;
 //! keep the two in step). Every word is little-endian and naturally
 //! aligned, and is touched only through atomics: other processes, on this
 //! host or across the bridge, read and write the same memory.
@@ -19,13 +19,13 @@
 //! importing node, so a node can exhaust only its own share.
 
 use crate::config::NodeId;
-use crate::transport::events::Counter;
+use crate::transport::events::{Counter, Words};
 use std::sync::atomic::{fence, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 /// `"RSMWINDW"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RSMWINDW");
 /// Layout version; a window of another version is never written to.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 // Header fields (offsets). The first 48 bytes mean the same in every
 // version: magic, version, node, size, format id, heartbeat, time.
@@ -128,7 +128,7 @@ pub const SLOTS_OFF: usize = DIR_OFF + DIR_ENTRIES * ENTRY_LEN;
 /// Importing nodes with a partition (node ids 0..=63).
 pub const SLOT_NODES: usize = 64;
 
-/// The header's layout fields and their values in version 1: written at
+/// The header's layout fields and their values in this version: written at
 /// format, checked at attach.
 const LAYOUT: [(usize, usize); 7] = [
     (H_PROCS_OFF, PROCS_OFF),
@@ -186,12 +186,20 @@ pub const S_UP_POSTED: usize = 128;
 /// The `wakes` word next to `up` posted (unused on a window: nobody
 /// sleeps on a futex across hosts).
 pub const S_UP_WAKES: usize = 136;
+/// u64: `flags` of `up` (transport::events).
+pub const S_UP_FLAGS: usize = 144;
+/// u64: `extra` of `up`: posts of processes other than the importer.
+pub const S_UP_EXTRA: usize = 152;
 /// u64.
 pub const S_UP_CONSUMED: usize = 192;
 /// Exporter -> importer.
 pub const S_DOWN_POSTED: usize = 256;
 /// As `S_UP_WAKES`.
 pub const S_DOWN_WAKES: usize = 264;
+/// As `S_UP_FLAGS`.
+pub const S_DOWN_FLAGS: usize = 272;
+/// As `S_UP_EXTRA`.
+pub const S_DOWN_EXTRA: usize = 280;
 /// u64.
 pub const S_DOWN_CONSUMED: usize = 320;
 /// Slot states: taken by an importer, request being written.
@@ -350,7 +358,7 @@ impl Window {
         let data = self.u64(H_DATA_OFF).load(Ordering::Relaxed) == DATA_OFF as u64
             && self.u64(H_DATA_LEN).load(Ordering::Relaxed) == self.data_len() as u64;
         if !data || LAYOUT.iter().any(|&(f, v)| self.header(f) as usize != v) {
-            return Err("layout fields disagree with version 1");
+            return Err("layout fields disagree with the version");
         }
         Ok(())
     }
@@ -416,20 +424,24 @@ impl Window {
 
     /// Importer -> exporter event counter of slot `i`.
     pub fn up(&self, i: usize) -> Counter<'_> {
-        Counter::new(
-            self.u64(Self::slot(i, S_UP_POSTED)),
-            self.u64(Self::slot(i, S_UP_CONSUMED)),
-            self.u32(Self::slot(i, S_UP_WAKES)),
-        )
+        Counter::new(Words {
+            posted: self.u64(Self::slot(i, S_UP_POSTED)),
+            extra: self.u64(Self::slot(i, S_UP_EXTRA)),
+            consumed: self.u64(Self::slot(i, S_UP_CONSUMED)),
+            flags: self.u64(Self::slot(i, S_UP_FLAGS)),
+            wakes: self.u32(Self::slot(i, S_UP_WAKES)),
+        })
     }
 
     /// Exporter -> importer event counter of slot `i`.
     pub fn down(&self, i: usize) -> Counter<'_> {
-        Counter::new(
-            self.u64(Self::slot(i, S_DOWN_POSTED)),
-            self.u64(Self::slot(i, S_DOWN_CONSUMED)),
-            self.u32(Self::slot(i, S_DOWN_WAKES)),
-        )
+        Counter::new(Words {
+            posted: self.u64(Self::slot(i, S_DOWN_POSTED)),
+            extra: self.u64(Self::slot(i, S_DOWN_EXTRA)),
+            consumed: self.u64(Self::slot(i, S_DOWN_CONSUMED)),
+            flags: self.u64(Self::slot(i, S_DOWN_FLAGS)),
+            wakes: self.u32(Self::slot(i, S_DOWN_WAKES)),
+        })
     }
 
     fn entry_off(i: usize, f: usize) -> usize {
@@ -734,11 +746,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(other.check(), Err("formatted for another node"));
-        w.u32(H_VERSION).store(2, Ordering::SeqCst);
+        w.u32(H_VERSION).store(VERSION + 1, Ordering::SeqCst);
         assert_eq!(w.check(), Err("another layout version"));
         w.u32(H_VERSION).store(VERSION, Ordering::SeqCst);
         w.u32(H_DIR).store(7, Ordering::SeqCst);
-        assert_eq!(w.check(), Err("layout fields disagree with version 1"));
+        assert_eq!(w.check(), Err("layout fields disagree with the version"));
         // Formatting again clears everything but keeps the heartbeat.
         w.u64(H_HEARTBEAT).store(99, Ordering::SeqCst);
         w.write_entry(
