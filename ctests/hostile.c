@@ -290,7 +290,17 @@ static void request(unsigned char b[16], uint32_t magic, uint32_t version, uint3
     for (int i = 0; i < 16; i++) b[i] = (unsigned char)(w[i / 4] >> (8 * (i % 4)));
 }
 #define MAGIC 0x314D5352u
-#define VERSION 2u
+#define VERSION 3u
+#define ATTACH_MAGIC 0x414D5352u
+
+/* An attach request (magic "RSMA", version, token, secret as little-endian
+ * words): a guessed token, likely another importer's (tokens are small
+ * and sequential), with a made-up secret. */
+static void attach_request(unsigned char b[24], uint64_t token, uint64_t secret)
+{
+    uint64_t w[3] = {(uint64_t)ATTACH_MAGIC | ((uint64_t)VERSION << 32), token, secret};
+    for (int i = 0; i < 24; i++) b[i] = (unsigned char)(w[i / 8] >> (8 * (i % 8)));
+}
 
 enum junk {
     GARBAGE,      /* 100 random bytes */
@@ -304,12 +314,13 @@ enum junk {
     FDS_READ,     /* a valid read request, with 200 descriptors attached */
     RAW_RDWR,     /* a valid request for read-write (others may only read) */
     RAW_BADPERM,  /* a valid request with every permission bit set */
+    ATTACH_GUESS, /* an event channel asked for with a guessed token and secret */
     N_JUNK
 };
 static const char *junk_names[] = {"garbage", "64 KiB", "17 bytes", "15 bytes", "empty",
                                    "wrong magic", "wrong version", "descriptors + garbage",
                                    "descriptors + read request", "raw read-write request",
-                                   "raw request 0xffffffff"};
+                                   "raw request 0xffffffff", "guessed attach"};
 
 /* Sends `buf` with `nfds` copies of /dev/null attached. */
 static ssize_t send_with_fds(int fd, const void *buf, size_t n, int nfds)
@@ -344,8 +355,8 @@ struct outcome {
 };
 
 /* Reads until the exporter ends the connection, counting packets and the
- * segment descriptors they carry (each is checked for writing; the event
- * channel's descriptors that follow it are the client's own).
+ * segment descriptors they carry (each is checked for writing; a connect's
+ * reply carries no other: the event channel comes on request).
  * With `until_answer`, stops at the first packet: an admitted importer's
  * connection stays open. */
 static void watch(int fd, struct outcome *o, int until_answer)
@@ -378,8 +389,7 @@ static void watch(int fd, struct outcome *o, int until_answer)
             for (int i = 0; i < k; i++) {
                 int got;
                 memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-                /* The first is the segment's memory; the others are the
-                 * connection's own event channel, writable by design. */
+                /* The first is the segment's memory. */
                 if (nth++ == 0) {
                     o->fds++;
                     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, got, 0);
@@ -400,7 +410,7 @@ static void junk_once(enum junk kind, struct outcome *o)
     int fd = raw_connect();
     if (fd < 0) return;
     o->connected++;
-    unsigned char b[17];
+    unsigned char b[24];
     static char huge[65536];
     char g[100];
     ssize_t want = 16, sent = -1;
@@ -446,6 +456,10 @@ static void junk_once(enum junk kind, struct outcome *o)
     case RAW_BADPERM:
         request(b, MAGIC, VERSION, 0xffffffffu, 0xffffffffu);
         sent = send(fd, b, 16, MSG_NOSIGNAL);
+        break;
+    case ATTACH_GUESS:
+        attach_request(b, 1 + seed % 64, ((uint64_t)rand_r(&seed) << 32) | (unsigned)rand_r(&seed));
+        sent = send(fd, b, want = 24, MSG_NOSIGNAL);
         break;
     default: break;
     }

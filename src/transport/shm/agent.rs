@@ -54,9 +54,10 @@ enum Job {
     Accept(u64, Arc<ShmExport>),
     /// A pending client's request came.
     Serve(OwnedFd, Arc<ShmExport>),
-    /// An importer's connection is readable: it left (or misbehaves).
+    /// An importer's connection hung up: it left.
     Gone(u64, Arc<ShmExport>),
-    /// Our import's exporter went away.
+    /// Our import's connection is readable: its event channel came, or
+    /// its exporter went away.
     Abort(u64, Arc<ShmImport>),
 }
 
@@ -145,7 +146,17 @@ impl Agent {
     /// The second half of `register`: starts watching `fd` for the
     /// reserved `token`. On failure the token is released.
     pub fn watch(&self, fd: BorrowedFd<'_>, token: u64) -> RsmResult<()> {
-        let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token);
+        self.watch_for(fd, token, EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP)
+    }
+
+    /// `watch` for the peer's hang-up alone (`EPOLLRDHUP`; errors and
+    /// `EPOLLHUP` are always reported): packets that arrive wake nobody.
+    pub fn watch_hangup(&self, fd: BorrowedFd<'_>, token: u64) -> RsmResult<()> {
+        self.watch_for(fd, token, EpollFlags::EPOLLRDHUP)
+    }
+
+    fn watch_for(&self, fd: BorrowedFd<'_>, token: u64, flags: EpollFlags) -> RsmResult<()> {
+        let event = EpollEvent::new(flags, token);
         if let Err(e) = self.epoll.add(fd, event) {
             self.handlers.lock().remove(&token);
             return Err(RsmError::from_alloc_errno(e as i32));
@@ -234,7 +245,7 @@ impl Agent {
             for event in &events[..n] {
                 match self.job(event.data()) {
                     Some(Job::Gone(token, e)) => e.importer_event(&self, token),
-                    Some(Job::Abort(token, i)) => i.exporter_gone(&self, token),
+                    Some(Job::Abort(token, i)) => i.import_event(&self, token),
                     Some(job) => admissions.push(job),
                     None => {}
                 }

@@ -5,7 +5,7 @@
 use super::agent::{self, Agent, Handler};
 use super::channel::{self, Bell, Channel};
 use super::memory::Region;
-use super::wire::{self, Reply, Request};
+use super::wire::{self, Attach, Reply, Request};
 use crate::config::NodeId;
 use crate::core::permission::Peer;
 use crate::error::{RsmError, RsmResult};
@@ -41,6 +41,50 @@ struct Listening {
 struct Importer {
     fd: OwnedFd,
     info: ImporterInfo,
+    /// What the importer must show to be given its event channel.
+    secret: u64,
+    /// Whether its event channel was made and sent (on first use: its
+    /// first signal call, or the exporter's first post after it
+    /// connected).
+    linked: bool,
+    /// The last map status it sent (read when surveyed).
+    mapped: bool,
+}
+
+/// The secret of the connection with token `token`: a keyed hash (random
+/// key per process), so no other process can compute it.
+fn secret_of(token: u64) -> u64 {
+    use std::hash::BuildHasher;
+    static KEY: OnceLock<std::hash::RandomState> = OnceLock::new();
+    KEY.get_or_init(std::hash::RandomState::new).hash_one(token)
+}
+
+/// The most map status packets read from one importer per survey (its
+/// socket's send buffer bounds them anyway).
+const STATUS_DRAIN: usize = 1024;
+
+/// Reads the map status packets `imp` sent since the last look; the last
+/// one counts. Anything else it sent is discarded.
+fn drain_status(imp: &mut Importer) {
+    let mut buf = [0u8; 64];
+    for _ in 0..STATUS_DRAIN {
+        // SAFETY: recv writes at most buf.len() bytes into buf.
+        let n = unsafe {
+            libc::recv(
+                imp.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
+        };
+        // Nothing more, end of file, or an error.
+        let Ok(n @ 1..) = usize::try_from(n) else {
+            return;
+        };
+        if let Some(mapped) = wire::decode_status(&buf[..n.min(buf.len())]) {
+            imp.mapped = mapped;
+        }
+    }
 }
 
 struct State {
@@ -90,6 +134,9 @@ pub struct ShmExport {
     up: OnceLock<Bell>,
     /// Where the next scan of the channels starts (fairness).
     cursor: AtomicUsize,
+    /// Importers (admitted or being answered) without an event channel:
+    /// a post makes theirs first, so none misses it.
+    unlinked: AtomicUsize,
 }
 
 /// The `ExportPort` handed to core.
@@ -116,6 +163,7 @@ impl ShmExportPort {
             own: (AtomicU64::new(0), AtomicU64::new(0), AtomicU32::new(0)),
             up: OnceLock::new(),
             cursor: AtomicUsize::new(0),
+            unlinked: AtomicUsize::new(0),
         })))
     }
 }
@@ -201,6 +249,8 @@ fn refuse(fd: &OwnedFd, e: RsmError) {
             rights: 0,
             fds: 0,
             size: 0,
+            token: 0,
+            secret: 0,
         },
         &[],
     );
@@ -270,6 +320,12 @@ impl ShmExport {
             self.answer_query(&fd);
             return;
         }
+        if usize::try_from(n) == Ok(wire::ATTACH_LEN) {
+            if let Some(attach) = Attach::decode(&buf[..wire::ATTACH_LEN]) {
+                self.answer_attach(&fd, attach);
+                return;
+            }
+        }
         let Some(request) = usize::try_from(n).ok().and_then(|n| {
             Request::decode(&buf[..n.min(buf.len())]).filter(|_| n == wire::REQUEST_LEN)
         }) else {
@@ -335,50 +391,44 @@ impl ShmExport {
         } else {
             read_only.as_ref().map(|f| f.as_raw_fd())
         };
-        let channel = self.up().and_then(|_| Channel::create());
-        if (rights != 0 && pass.is_none()) || channel.is_err() {
+        if rights != 0 && pass.is_none() {
             refuse(&fd, RsmError::InsufficientResources);
             return;
         }
-        let (Ok((channel, handout)), Some(up)) = (channel, self.up.get()) else {
-            return;
-        };
+        // The event channel is made on first use (`answer_attach`,
+        // `link_all`): a connect that never signals pays nothing for it.
+        // Counted before the reply, under the state lock held until the
+        // importer is listed, so a post made after its connect returns
+        // makes its channel first and it misses nothing.
+        let token = agent.reserve(Handler::Importer(Arc::downgrade(self)));
+        let secret = secret_of(token);
         let reply = Reply {
             status: 0,
             rights,
             fds: 0,
             size,
+            token,
+            secret,
         };
-        let mut fds: Vec<RawFd> = pass.into_iter().collect();
-        let (Some(up_write), Some(down_write)) = (&up.write, &channel.down.write) else {
-            return;
-        };
-        fds.extend([
-            handout.page.as_raw_fd(),
-            up_write.as_raw_fd(),
-            handout.down_read.as_raw_fd(),
-            down_write.as_raw_fd(),
-        ]);
-        // The importer joins the hub before it hears back, so a post made
-        // after its connect returns reaches it. The agent watches its
-        // socket only after the reply (off the importer's wait); a hang-up
-        // meanwhile is reported then, epoll being level-triggered.
-        let token = agent.reserve(Handler::Importer(Arc::downgrade(self)));
-        self.link(token, channel);
+        let fds: Vec<RawFd> = pass.into_iter().collect();
+        self.unlinked.fetch_add(1, Ordering::SeqCst);
         state.handed_out |= pass.is_some();
         if !send_reply(&fd, reply, &fds) {
             agent.release(token);
-            self.unlink(token);
+            self.unlinked.fetch_sub(1, Ordering::SeqCst);
             return;
         }
         drop(read_only);
-        drop(handout);
-        if agent.watch(fd.as_fd(), token).is_err() {
+        // Watched for hang-up alone: the status packets the importer sends
+        // on map and unmap wait in the socket until a survey reads them.
+        // Watched after the reply (off the importer's wait); a hang-up
+        // meanwhile is reported then, epoll being level-triggered.
+        if agent.watch_hangup(fd.as_fd(), token).is_err() {
             // Unwatched, its departure would go unnoticed: end it now, so
             // the importer sees a forced disconnect.
             // SAFETY: shutdown on a socket we own.
             unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
-            self.unlink(token);
+            self.unlinked.fetch_sub(1, Ordering::SeqCst);
             return;
         }
         let info = ImporterInfo {
@@ -387,34 +437,127 @@ impl ShmExport {
             node: request.node,
             rights,
         };
-        state.importers.insert(token, Importer { fd, info });
+        state.importers.insert(
+            token,
+            Importer {
+                fd,
+                info,
+                secret,
+                linked: false,
+                mapped: false,
+            },
+        );
     }
 
-    /// An importer's connection is readable: end of file (it disconnected,
-    /// exited or died), or a packet, which an importer never sends after
-    /// its request: hostile. Either way it is dropped.
+    /// Makes the event channel of importer `token` and sends it on its
+    /// connection (wire.rs), where its agent takes it. Sent rather than
+    /// waiting to be asked: descriptors in flight outlive this process,
+    /// so events posted before a crash still reach the importer. If it
+    /// cannot be sent, the importer would miss events: its connection is
+    /// ended instead (a forced disconnect for it).
+    fn push(&self, token: u64, imp: &mut Importer) -> RsmResult<()> {
+        if imp.linked {
+            return Ok(());
+        }
+        let up = self.up()?;
+        let (channel, handout) = Channel::create()?;
+        // What it said before it had the page, where it says it from now.
+        drain_status(imp);
+        channel.set_mapped(imp.mapped);
+        let (Some(up_write), Some(down_write)) = (&up.write, &channel.down.write) else {
+            return Err(RsmError::InternalError);
+        };
+        let fds = [
+            handout.page.as_raw_fd(),
+            up_write.as_raw_fd(),
+            handout.down_read.as_raw_fd(),
+            down_write.as_raw_fd(),
+        ];
+        let reply = Reply {
+            status: 0,
+            rights: 0,
+            fds: 0,
+            size: 0,
+            token,
+            secret: 0,
+        };
+        self.link(token, channel);
+        imp.linked = true;
+        self.unlinked.fetch_sub(1, Ordering::SeqCst);
+        if !send_reply(&imp.fd, reply, &fds) {
+            crate::why!("agent: an importer's event channel could not be sent; it is disconnected");
+            // SAFETY: shutdown on a socket we own; the hang-up removes it.
+            unsafe { libc::shutdown(imp.fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+        Ok(())
+    }
+
+    /// An importer asks for its event channel, over the second connection
+    /// `fd` it opened for that: it is sent on its own connection (`push`)
+    /// and the answer says so. Only the process that connected, showing
+    /// the secret its reply carried, is answered.
+    fn answer_attach(&self, fd: &OwnedFd, attach: Attach) {
+        let Ok(cred) = socket::getsockopt(fd, socket::sockopt::PeerCredentials) else {
+            return;
+        };
+        let mut state = self.state.lock();
+        let imp = state.importers.get_mut(&attach.token).filter(|imp| {
+            imp.secret == attach.secret
+                && imp.info.uid == cred.uid()
+                && imp.info.pid == cred.pid() as u32
+        });
+        let Some(imp) = imp else {
+            crate::why!("agent: refused an event channel to a client that does not own it");
+            refuse(fd, RsmError::ConnAborted);
+            return;
+        };
+        if let Err(e) = self.push(attach.token, imp) {
+            refuse(fd, e);
+            return;
+        }
+        let reply = Reply {
+            status: 0,
+            rights: 0,
+            fds: 0,
+            size: 0,
+            token: attach.token,
+            secret: 0,
+        };
+        send_reply(fd, reply, &[]);
+    }
+
+    /// A post is coming while some importers have no event channel yet:
+    /// send theirs now, so they find the event in it.
+    fn link_all(&self) -> RsmResult<()> {
+        let mut state = self.state.lock();
+        if self.unlinked.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        for (token, imp) in state.importers.iter_mut() {
+            self.push(*token, imp)?;
+        }
+        Ok(())
+    }
+
+    /// An importer is gone from the list: the count of those without a
+    /// channel follows.
+    fn forget(&self, imp: &Importer) {
+        if !imp.linked {
+            self.unlinked.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// An importer's connection hung up (it disconnected, exited or
+    /// died; it is watched for nothing else): it is dropped.
     pub fn importer_event(&self, agent: &Agent, token: u64) {
         let mut state = self.state.lock();
-        let Some(imp) = state.importers.get(&token) else {
+        let Some(imp) = state.importers.remove(&token) else {
             return;
         };
-        let mut byte = [0u8; 1];
-        // SAFETY: recv writes at most 1 byte into `byte`.
-        let n = unsafe {
-            libc::recv(
-                imp.fd.as_raw_fd(),
-                byte.as_mut_ptr().cast(),
-                1,
-                libc::MSG_DONTWAIT | libc::MSG_PEEK,
-            )
-        };
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) {
-            return;
-        }
-        if let Some(imp) = state.importers.remove(&token) {
-            agent.unregister(token, imp.fd.as_fd());
-        }
+        agent.unregister(token, imp.fd.as_fd());
+        self.forget(&imp);
         drop(state);
+        drop(imp);
         self.unlink(token);
     }
 
@@ -425,7 +568,7 @@ impl ShmExport {
             return;
         };
         let details = {
-            let state = self.state.lock();
+            let mut state = self.state.lock();
             let Some(listening) = state.listening.as_ref() else {
                 return;
             };
@@ -434,15 +577,25 @@ impl ShmExport {
             let euid = unsafe { libc::geteuid() };
             (cred.uid() == 0 || cred.uid() == euid).then(|| {
                 let channels = self.channels.load();
+                let more = state.importers.len().saturating_sub(survey::MAX_LISTED) as u64;
                 let mut importers: Vec<ImporterReport> = state
                     .importers
-                    .iter()
+                    .iter_mut()
                     .take(survey::MAX_LISTED)
                     .map(|(token, imp)| {
                         let ch = channels.iter().find(|(t, _)| t == token);
+                        // An importer that has its channel says it there;
+                        // before, in status packets on its connection.
+                        let mapped = match ch {
+                            Some((_, c)) if imp.linked => c.mapped(),
+                            _ => {
+                                drain_status(imp);
+                                imp.mapped
+                            }
+                        };
                         ImporterReport {
                             info: imp.info.clone(),
-                            mapped: ch.is_some_and(|(_, c)| c.mapped()),
+                            mapped,
                             pending_to_exporter: ch.map_or(0, |(_, c)| c.up().count()),
                             pending_to_importer: ch.map_or(0, |(_, c)| c.down().count()),
                         }
@@ -454,7 +607,7 @@ impl ShmExport {
                     pid: std::process::id(),
                     access,
                     pending_departed: self.own().count(),
-                    more: state.importers.len().saturating_sub(importers.len()) as u64,
+                    more,
                     importers,
                 }
             })
@@ -481,7 +634,9 @@ impl ShmExport {
         drop(listening);
         let notice = wire::encode_notice(wire::NOTICE_UNPUBLISHED);
         let tokens: Vec<u64> = state.importers.keys().copied().collect();
-        for (token, imp) in state.importers.drain() {
+        let importers: Vec<(u64, Importer)> = state.importers.drain().collect();
+        for (token, imp) in importers {
+            self.forget(&imp);
             // SAFETY: send reads notice.len() bytes from our buffer.
             unsafe {
                 libc::send(
@@ -818,6 +973,9 @@ impl Waitable for ShmExport {
 
 impl Signals for ShmExportPort {
     fn post(&self, no_accumulate: bool) -> RsmResult<()> {
+        if self.0.unlinked.load(Ordering::SeqCst) != 0 {
+            self.0.link_all()?;
+        }
         for (_, ch) in self.0.channels.load().iter() {
             ch.down().post(no_accumulate, &ch.down);
         }
