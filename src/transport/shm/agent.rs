@@ -10,7 +10,9 @@
 //!
 //! Departures go before arrivals: of the events one wait reports, hang-ups
 //! are handled first, and a listener accepts at most `ACCEPT_BATCH` clients
-//! before the agent waits again. Otherwise an importer that connects and
+//! before the agent waits again (one: epoll is level-triggered, so a
+//! listener with more clients waiting is reported again at once, and a
+//! lone connect, the usual case, costs no accept that finds nobody). Otherwise an importer that connects and
 //! disconnects in a loop on another CPU keeps the listener readable, the
 //! accepts never run dry, and every departed importer's socket and doorbell
 //! stay open until the loop pauses: hundreds of descriptors, and connects
@@ -33,7 +35,7 @@ pub const MAX_PENDING: usize = 64;
 pub const PENDING_TIMEOUT: Duration = Duration::from_secs(2);
 /// Clients a listener accepts per wake-up; epoll is level-triggered, so
 /// the rest are reported by the next wait, after the hang-ups since.
-pub const ACCEPT_BATCH: usize = 4;
+pub const ACCEPT_BATCH: usize = 1;
 
 /// The agent's stack: an epoll loop needs little.
 const AGENT_STACK: usize = 256 * 1024;
