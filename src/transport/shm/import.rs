@@ -801,10 +801,16 @@ impl ImportPort for ShmImportPort {
             trash(m);
         }
         state.memfd = None;
-        // The exporter's agent sees end of file at once, although the
-        // descriptor itself is closed only when the last reference goes.
-        // SAFETY: shutdown on our own socket.
-        unsafe { libc::shutdown(self.0.sock.as_raw_fd(), libc::SHUT_RDWR) };
+        drop(state);
+        // Unshared and with no other reference (the agent no longer takes
+        // one once we left it), the socket closes as the port is dropped,
+        // right after this. Otherwise the exporter's agent must still see
+        // end of file at once, although the descriptor itself is closed
+        // only when the last reference goes.
+        if shared || Arc::strong_count(&self.0) > 1 {
+            // SAFETY: shutdown on our own socket.
+            unsafe { libc::shutdown(self.0.sock.as_raw_fd(), libc::SHUT_RDWR) };
+        }
     }
 }
 
