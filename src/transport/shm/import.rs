@@ -734,8 +734,9 @@ impl ImportPort for ShmImportPort {
         let m = state.mapping.take().ok_or(RsmError::SegNotMapped)?;
         // SAFETY: our own mapping (segment or, after an abort, trash).
         unsafe { libc::munmap(m.addr as *mut _, m.len) };
-        let fetch =
-            !self.0.aborted.load(Ordering::Acquire) && self.0.report_mapped(&mut state, false);
+        // Not after a forced disconnect or our own close (no descriptor
+        // then): nobody would read it.
+        let fetch = state.memfd.is_some() && self.0.report_mapped(&mut state, false);
         drop(state);
         if fetch {
             let _ = self.0.channel();
