@@ -513,6 +513,82 @@ static void junk_main(int ready, int stop)
     child_exit();
 }
 
+/* Receives one packet on `fd` into b[64]: its length (-1: none), with the
+ * number of descriptors it carried in *nfds (closed). */
+static ssize_t recv_packet(int fd, unsigned char b[64], int *nfds, int flags)
+{
+    union {
+        char b[CMSG_SPACE(sizeof(int) * 8)];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = {b, 64};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.b;
+    msg.msg_controllen = sizeof u.b;
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | flags);
+    *nfds = 0;
+    for (struct cmsghdr *c = n < 0 ? NULL : CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < k; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+            close(got);
+            ++*nfds;
+        }
+    }
+    return n;
+}
+
+static uint64_t u64_at(const unsigned char *b)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
+    return v;
+}
+
+/* Asks for connection (token, secret)'s event channel on a new connection:
+ * the reply's status (-1: no reply), with the descriptors it carried. */
+static int ask_attach(uint64_t token, uint64_t secret, int *nfds)
+{
+    int fd = raw_connect();
+    unsigned char b[64];
+    attach_request(b, token, secret);
+    ssize_t n = fd < 0 ? -1 : send(fd, b, 24, MSG_NOSIGNAL);
+    if (n == 24) n = recv_packet(fd, b, nfds, 0);
+    if (fd >= 0) close(fd);
+    return n == 40 ? (int)(b[4] | b[5] << 8 | b[6] << 16 | (unsigned)b[7] << 24) : -1;
+}
+
+/* The event channel of a connection is given to the process that made it,
+ * showing its secret, alone; on that connection; once. */
+static void attach_checks(void)
+{
+    int conn = raw_connect(), nfds = 0;
+    unsigned char b[64];
+    request(b, MAGIC, VERSION, 0, RSM_PERM_READ);
+    CHECK(conn >= 0 && send(conn, b, 16, MSG_NOSIGNAL) == 16);
+    CHECK(recv_packet(conn, b, &nfds, 0) == 40 && nfds == 1); /* the segment */
+    uint64_t token = u64_at(b + 24), secret = u64_at(b + 32);
+    CHECK(ask_attach(token, secret ^ 1, &nfds) == RSMERR_CONN_ABORTED && nfds == 0);
+    CHECK(ask_attach(token + 1000, secret, &nfds) == RSMERR_CONN_ABORTED && nfds == 0);
+    pid_t pid = fork();
+    if (pid == 0) { /* same uid, another process, the right secret */
+        CHECK(ask_attach(token, secret, &nfds) == RSMERR_CONN_ABORTED && nfds == 0);
+        child_exit();
+    }
+    check_child(pid, "attach from another process");
+    CHECK(recv_packet(conn, b, &nfds, MSG_DONTWAIT) < 0 && errno == EAGAIN); /* nothing sent */
+    CHECK(ask_attach(token, secret, &nfds) == 0 && nfds == 0);
+    CHECK(recv_packet(conn, b, &nfds, 0) == 40 && nfds == 4); /* page, up, down x2 */
+    CHECK(ask_attach(token, secret, &nfds) == 0 && nfds == 0); /* has it: no second */
+    CHECK(recv_packet(conn, b, &nfds, MSG_DONTWAIT) < 0 && errno == EAGAIN);
+    close(conn);
+}
+
 static pid_t start_hostile(void (*body)(int, int), int ready_w, int stop_r)
 {
     pid_t pid = fork();
@@ -591,6 +667,7 @@ int main(void)
     step(cmd[1]);
     wait_step(ack[0]);
     check_child(start_legit(ROUNDS, 1, 0), "legitimate importer after the attack");
+    attach_checks();
     step(cmd[1]);
     wait_step(ack[0]);
     CHECK(write(cmd[1], "q", 1) == 1);
