@@ -469,8 +469,12 @@ impl ShmImport {
         if let Some(ch) = self.channel.get() {
             return Ok(ch);
         }
-        if !self.aborted.load(Ordering::Acquire) && self.ask_for_channel()? {
-            // Sent on our connection before the answer: the agent takes it.
+        let asked = !self.aborted.load(Ordering::Acquire) && self.ask_for_channel()?;
+        // Asked: it was sent on our connection before the answer, and the
+        // agent takes it. Refused (the exporter dropped us or is gone): it
+        // may still have sent it before, followed by the end, which the
+        // agent reads in order; then its events are still ours.
+        if asked || self.connection_readable() {
             let mut state = self.state.lock();
             let deadline = std::time::Instant::now() + self.timeout;
             while self.channel.get().is_none() && !self.aborted.load(Ordering::Acquire) {
@@ -482,12 +486,28 @@ impl ShmImport {
             if let Some(ch) = self.channel.get() {
                 return Ok(ch);
             }
-            if !self.aborted.load(Ordering::Acquire) {
+            if asked && !self.aborted.load(Ordering::Acquire) {
                 crate::why!("signal: the exporter said it sent the event channel; none came");
                 return Err(RsmError::RemoteNodeUnreachable);
             }
         }
         Ok(self.install(Channel::dead()?))
+    }
+
+    /// Whether something waits on our connection (a packet, or its end)
+    /// for the agent to read.
+    fn connection_readable(&self) -> bool {
+        let mut byte = 0u8;
+        // SAFETY: recv writes at most 1 byte into `byte`.
+        let n = unsafe {
+            libc::recv(
+                self.sock.as_raw_fd(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n >= 0
     }
 
     /// Sets the channel (the first one set stays), under the state lock,
