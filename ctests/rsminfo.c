@@ -82,9 +82,9 @@ static pid_t exporter(rsm_memseg_id_t id, uid_t uid, int acl, int cmd[2], int ac
 
 /* An importer process: connects to `id` with `perm`; if `busy` is 1 maps
  * it and posts twice; 2: maps it; 3: maps and unmaps it 100 times, then
- * maps it; 4: maps and unmaps it (2 to 4 never signal, so they say
- * whether they mapped without an event channel until 3 has said it too
- * often); answers 'y', disconnects and exits on 'q'. */
+ * maps it; 4: maps and unmaps it (2 to 4 never signal: with no event
+ * channel, they say whether they mapped when the exporter asks);
+ * answers 'y', disconnects and exits on 'q'. */
 static pid_t importer(rsm_memseg_id_t id, int perm, int busy, int cmd[2], int ack[2])
 {
     CHECK(pipe(cmd) == 0 && pipe(ack) == 0);
@@ -250,5 +250,38 @@ int main(int argc, char **argv)
     }
     say(ec3[1], 'q');
     check_child(e3, "exporter 3");
+
+    /* An exporter that imports its own segment answers its own ask (one
+     * agent thread serves both sides). */
+    int sc[2], sa[2];
+    CHECK(pipe(sc) == 0 && pipe(sa) == 0);
+    fflush(stdout);
+    pid_t self = fork();
+    if (self == 0) {
+        rsmapi_controller_handle_t c;
+        rsm_memseg_export_handle_t seg;
+        rsm_memseg_import_handle_t im;
+        rsm_memseg_id_t id = id1 + 3;
+        void *addr = NULL;
+        char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(buf != MAP_FAILED);
+        CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_create(c, &seg, buf, len, 0), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_connect(c, 0, id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_map(im, &addr, RSM_MAP_NONE, RSM_PERM_RDWR, 0, len), RSM_SUCCESS);
+        say(sa[1], failed ? 'n' : 'y');
+        CHECK(hear(sc[0]) == 'q');
+        CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
+        CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
+        child_exit();
+    }
+    CHECK(hear(sa[0]) == 'y');
+    CHECK(run("") == 0);
+    HAS("importer pid %d uid 0 node 0 rights 0600 mapped, pending: 0", (int)self);
+    say(sc[1], 'q');
+    check_child(self, "exporter importing itself");
     return report("rsminfo");
 }

@@ -37,6 +37,11 @@ pub const PENDING_TIMEOUT: Duration = Duration::from_secs(2);
 /// the rest are reported by the next wait, after the hang-ups since.
 pub const ACCEPT_BATCH: usize = 1;
 
+/// How often the agent looks for importers' answers while a survey
+/// waits for them (they do not wake it: it watches importers for
+/// hang-up alone).
+const SURVEY_POLL: u16 = 2;
+
 /// The agent's stack: an epoll loop needs little.
 const AGENT_STACK: usize = 256 * 1024;
 
@@ -84,6 +89,8 @@ pub struct Agent {
     /// and refuse it, then opened again. Otherwise a listener that cannot
     /// be accepted from stays readable and the agent would spin.
     spare: Mutex<Option<OwnedFd>>,
+    /// Exports with a survey waiting for importers' answers.
+    surveying: Mutex<Vec<Weak<ShmExport>>>,
 }
 
 static AGENT: Mutex<Option<(u32, Arc<Agent>)>> = Mutex::new(None);
@@ -106,6 +113,7 @@ pub fn agent() -> RsmResult<Arc<Agent>> {
         pending: Mutex::new(BTreeMap::new()),
         next_token: AtomicU64::new(1),
         spare: Mutex::new(None),
+        surveying: Mutex::new(Vec::new()),
     });
     let runner = Arc::clone(&agent);
     crate::transport::spawn_started("rsm-agent", AGENT_STACK, move || runner.run())?;
@@ -225,11 +233,31 @@ impl Agent {
         }
     }
 
+    /// `export` has a survey waiting for importers' answers: look for
+    /// them every `SURVEY_POLL` ms until it is answered.
+    pub fn surveying(&self, export: Weak<ShmExport>) {
+        self.surveying.lock().push(export);
+    }
+
+    /// Answers the surveys that can be; keeps the exports still waiting.
+    fn advance_surveys(&self) {
+        let waiting = std::mem::take(&mut *self.surveying.lock());
+        let mut still: Vec<Weak<ShmExport>> = waiting
+            .into_iter()
+            .filter(|w| w.upgrade().is_some_and(|e| e.advance_surveys()))
+            .collect();
+        let mut surveying = self.surveying.lock();
+        still.append(&mut surveying);
+        *surveying = still;
+    }
+
     fn run(self: Arc<Self>) {
         let mut events = vec![EpollEvent::empty(); 64];
         let mut admissions = Vec::new();
         loop {
-            let timeout = if !self.pending.lock().is_empty() {
+            let timeout = if !self.surveying.lock().is_empty() {
+                EpollTimeout::from(SURVEY_POLL)
+            } else if !self.pending.lock().is_empty() {
                 EpollTimeout::from(100u16)
             } else {
                 EpollTimeout::NONE
@@ -260,6 +288,7 @@ impl Agent {
                 }
             }
             self.expire_pending();
+            self.advance_surveys();
         }
     }
 

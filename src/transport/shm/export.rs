@@ -23,6 +23,7 @@ use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Next id tried for a publish with id 0 (spec 3.3: from 0x80000000 up).
 static NEXT_SYSTEM_ID: AtomicU32 = AtomicU32::new(0x8000_0000);
@@ -47,8 +48,9 @@ struct Importer {
     /// first signal call, or the exporter's first post after it
     /// connected).
     linked: bool,
-    /// The last map status it sent (read when surveyed).
+    /// The map status it last said, in answer to ask `answered`.
     mapped: bool,
+    answered: u64,
 }
 
 /// The secret of the connection with token `token`: a keyed hash (random
@@ -59,12 +61,38 @@ fn secret_of(token: u64) -> u64 {
     KEY.get_or_init(std::hash::RandomState::new).hash_one(token)
 }
 
-/// The most map status packets read from one importer per survey (its
+/// The most packets read from one importer's connection per look (its
 /// socket's send buffer bounds them anyway).
 const STATUS_DRAIN: usize = 1024;
 
-/// Reads the map status packets `imp` sent since the last look; the last
-/// one counts. Anything else it sent is discarded.
+/// How long a survey's answer waits for the importers asked to answer.
+const SURVEY_WAIT: Duration = Duration::from_millis(500);
+
+/// A survey (`rsminfo`) waiting for the importers it asked.
+struct Survey {
+    client: OwnedFd,
+    nonce: u64,
+    asked: Vec<u64>,
+    deadline: Instant,
+}
+
+/// Sends a survey its answer (`None`: the details are not for it).
+fn send_answer(fd: &OwnedFd, details: Option<&SegmentDetails>) {
+    let text = survey::encode(details);
+    let bytes = &text.as_bytes()[..text.len().min(wire::ANSWER_MAX)];
+    // SAFETY: send reads bytes.len() bytes from `bytes`.
+    unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
+/// Reads the map status packets `imp` sent since the last look (answers
+/// to asks; the latest counts). Anything else it sent is discarded.
 fn drain_status(imp: &mut Importer) {
     let mut buf = [0u8; 64];
     for _ in 0..STATUS_DRAIN {
@@ -81,8 +109,11 @@ fn drain_status(imp: &mut Importer) {
         let Ok(n @ 1..) = usize::try_from(n) else {
             return;
         };
-        if let Some(mapped) = wire::decode_status(&buf[..n.min(buf.len())]) {
-            imp.mapped = mapped;
+        if let Some((mapped, nonce)) = wire::decode_status(&buf[..n.min(buf.len())]) {
+            if nonce >= imp.answered {
+                imp.mapped = mapped;
+                imp.answered = nonce;
+            }
         }
     }
 }
@@ -93,6 +124,8 @@ struct State {
     importers: HashMap<u64, Importer>,
     /// Set once importers were handed a descriptor of the current memfd.
     handed_out: bool,
+    /// Surveys waiting for importers' answers.
+    surveys: Vec<Survey>,
 }
 
 /// Who waits on the importers' event channels. Its lock orders changes
@@ -137,6 +170,8 @@ pub struct ShmExport {
     /// Importers (admitted or being answered) without an event channel:
     /// a post makes theirs first, so none misses it.
     unlinked: AtomicUsize,
+    /// The number of the next ask (surveys), from 1.
+    next_ask: AtomicU64,
 }
 
 /// The `ExportPort` handed to core.
@@ -153,6 +188,7 @@ impl ShmExportPort {
                 listening: None,
                 importers: HashMap::new(),
                 handed_out: false,
+                surveys: Vec::new(),
             }),
             hub: RwLock::new(Hub {
                 sleepers: 0,
@@ -164,6 +200,7 @@ impl ShmExportPort {
             up: OnceLock::new(),
             cursor: AtomicUsize::new(0),
             unlinked: AtomicUsize::new(0),
+            next_ask: AtomicU64::new(1),
         })))
     }
 }
@@ -317,7 +354,7 @@ impl ShmExport {
     /// read-only unless they may write.
     fn answer(self: &Arc<Self>, agent: &Agent, fd: OwnedFd, buf: &[u8; 64], n: isize) {
         if usize::try_from(n) == Ok(wire::QUERY_LEN) && wire::is_query(&buf[..wire::QUERY_LEN]) {
-            self.answer_query(&fd);
+            self.answer_query(agent, fd);
             return;
         }
         if usize::try_from(n) == Ok(wire::ATTACH_LEN) {
@@ -419,8 +456,8 @@ impl ShmExport {
             return;
         }
         drop(read_only);
-        // Watched for hang-up alone: the status packets the importer sends
-        // on map and unmap wait in the socket until a survey reads them.
+        // Watched for hang-up alone: its answers to a survey's asks wait
+        // in the socket until the survey reads them (`advance_surveys`).
         // Watched after the reply (off the importer's wait); a hang-up
         // meanwhile is reported then, epoll being level-triggered.
         if agent.watch_hangup(fd.as_fd(), token).is_err() {
@@ -445,6 +482,7 @@ impl ShmExport {
                 secret,
                 linked: false,
                 mapped: false,
+                answered: 0,
             },
         );
     }
@@ -563,66 +601,131 @@ impl ShmExport {
 
     /// Answers a survey (`rsminfo`): the details to root and to the
     /// exporter's own uid, to anyone else only that the segment exists.
-    fn answer_query(&self, fd: &OwnedFd) {
-        let Ok(cred) = socket::getsockopt(fd, socket::sockopt::PeerCredentials) else {
+    /// Importers without an event channel are asked whether they mapped
+    /// (`ask_importers`); the answer then waits for theirs, up to
+    /// `SURVEY_WAIT` (`advance_surveys`, which the agent calls).
+    fn answer_query(self: &Arc<Self>, agent: &Agent, fd: OwnedFd) {
+        let Ok(cred) = socket::getsockopt(&fd, socket::sockopt::PeerCredentials) else {
             return;
         };
-        let details = {
-            let mut state = self.state.lock();
-            let Some(listening) = state.listening.as_ref() else {
-                return;
-            };
-            let access = listening.admission.access();
-            // SAFETY: geteuid cannot fail and touches no memory.
-            let euid = unsafe { libc::geteuid() };
-            (cred.uid() == 0 || cred.uid() == euid).then(|| {
-                let channels = self.channels.load();
-                let more = state.importers.len().saturating_sub(survey::MAX_LISTED) as u64;
-                let mut importers: Vec<ImporterReport> = state
+        let mut state = self.state.lock();
+        if state.listening.is_none() {
+            return;
+        }
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let euid = unsafe { libc::geteuid() };
+        if cred.uid() != 0 && cred.uid() != euid {
+            send_answer(&fd, None);
+            return;
+        }
+        let nonce = self.next_ask.fetch_add(1, Ordering::Relaxed);
+        let asked: Vec<u64> = state
+            .importers
+            .iter()
+            .take(survey::MAX_LISTED)
+            .filter(|(_, imp)| !imp.linked)
+            .filter(|(_, imp)| {
+                let ask = wire::encode_ask(nonce);
+                // SAFETY: send reads ask.len() bytes from our buffer.
+                let n = unsafe {
+                    libc::send(
+                        imp.fd.as_raw_fd(),
+                        ask.as_ptr().cast(),
+                        ask.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                n == ask.len() as isize
+            })
+            .map(|(token, _)| *token)
+            .collect();
+        if asked.is_empty() {
+            let details = self.details(&mut state);
+            send_answer(&fd, details.as_ref());
+            return;
+        }
+        state.surveys.push(Survey {
+            client: fd,
+            nonce,
+            asked,
+            deadline: Instant::now() + SURVEY_WAIT,
+        });
+        drop(state);
+        agent.surveying(Arc::downgrade(self));
+    }
+
+    /// Answers the surveys whose importers all answered, or whose time is
+    /// up (those that did not are reported as they last said). Whether
+    /// any is still waiting.
+    pub fn advance_surveys(&self) -> bool {
+        let mut state = self.state.lock();
+        if state.surveys.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        let surveys = std::mem::take(&mut state.surveys);
+        for token in surveys.iter().flat_map(|s| s.asked.iter()) {
+            if let Some(imp) = state.importers.get_mut(token) {
+                drain_status(imp);
+            }
+        }
+        for survey in surveys {
+            let answered = survey.asked.iter().all(|token| {
+                state
                     .importers
-                    .iter_mut()
-                    .take(survey::MAX_LISTED)
-                    .map(|(token, imp)| {
-                        let ch = channels.iter().find(|(t, _)| t == token);
-                        // An importer that has its channel says it there;
-                        // before, in status packets on its connection.
-                        let mapped = match ch {
-                            Some((_, c)) if imp.linked => c.mapped(),
-                            _ => {
-                                drain_status(imp);
-                                imp.mapped
-                            }
-                        };
-                        ImporterReport {
-                            info: imp.info.clone(),
-                            mapped,
-                            pending_to_exporter: ch.map_or(0, |(_, c)| c.up().count()),
-                            pending_to_importer: ch.map_or(0, |(_, c)| c.down().count()),
-                        }
-                    })
-                    .collect();
-                importers.sort_by_key(|i| i.info.pid);
-                SegmentDetails {
-                    size: state.region.as_ref().map_or(0, |r| r.size()) as u64,
-                    pid: std::process::id(),
-                    access,
-                    pending_departed: self.own().count(),
-                    more,
-                    importers,
+                    .get(token)
+                    .is_none_or(|imp| imp.linked || imp.answered >= survey.nonce)
+            });
+            if answered || now >= survey.deadline {
+                let details = self.details(&mut state);
+                if state.listening.is_some() {
+                    send_answer(&survey.client, details.as_ref());
+                }
+            } else {
+                state.surveys.push(survey);
+            }
+        }
+        !state.surveys.is_empty()
+    }
+
+    /// What a survey shows of this segment, if it is published.
+    fn details(&self, state: &mut State) -> Option<SegmentDetails> {
+        let listening = state.listening.as_ref()?;
+        let access = listening.admission.access();
+        let channels = self.channels.load();
+        let more = state.importers.len().saturating_sub(survey::MAX_LISTED) as u64;
+        let mut importers: Vec<ImporterReport> = state
+            .importers
+            .iter_mut()
+            .take(survey::MAX_LISTED)
+            .map(|(token, imp)| {
+                let ch = channels.iter().find(|(t, _)| t == token);
+                // An importer that has its channel says it there; before,
+                // when asked (`drain_status`).
+                let mapped = match ch {
+                    Some((_, c)) if imp.linked => c.mapped(),
+                    _ => {
+                        drain_status(imp);
+                        imp.mapped
+                    }
+                };
+                ImporterReport {
+                    info: imp.info.clone(),
+                    mapped,
+                    pending_to_exporter: ch.map_or(0, |(_, c)| c.up().count()),
+                    pending_to_importer: ch.map_or(0, |(_, c)| c.down().count()),
                 }
             })
-        };
-        let text = survey::encode(details.as_ref());
-        let bytes = &text.as_bytes()[..text.len().min(wire::ANSWER_MAX)];
-        // SAFETY: send reads bytes.len() bytes from `bytes`.
-        unsafe {
-            libc::send(
-                fd.as_raw_fd(),
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
+            .collect();
+        importers.sort_by_key(|i| i.info.pid);
+        Some(SegmentDetails {
+            size: state.region.as_ref().map_or(0, |r| r.size()) as u64,
+            pid: std::process::id(),
+            access,
+            pending_departed: self.own().count(),
+            more,
+            importers,
+        })
     }
 
     fn unpublish_locked(&self, state: &mut State) -> RsmResult<()> {

@@ -29,14 +29,7 @@ struct Mapping {
 struct State {
     memfd: Option<OwnedFd>,
     mapping: Option<Mapping>,
-    /// Map status packets sent so far (`report_mapped`).
-    statuses: u32,
 }
-
-/// Map status packets an import sends before it takes its event channel
-/// to say it there instead: they wait, unread, in the exporter's socket
-/// until a survey, so their number is kept well under what it holds.
-const STATUS_PACKETS: u32 = 64;
 
 /// An import segment on the same-host transport.
 pub struct ShmImport {
@@ -363,7 +356,6 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
         state: Mutex::new(State {
             memfd,
             mapping: None,
-            statuses: 0,
         }),
         channel: OnceLock::new(),
         attaching: Mutex::new(()),
@@ -387,8 +379,9 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
 
 impl ShmImport {
     /// Our connection is readable: the exporter sent our event channel
-    /// (wire.rs), which is taken; or its notice, or it closed, or it sent
-    /// anything else: a forced disconnect. Only the agent reads it.
+    /// (wire.rs), which is taken, or asks whether we mapped (a survey),
+    /// which is answered; or its notice, or it closed, or it sent anything
+    /// else: a forced disconnect. Only the agent reads it.
     pub fn import_event(&self, agent: &Agent, token: u64) {
         loop {
             let mut buf = [0u8; 64];
@@ -398,6 +391,10 @@ impl ShmImport {
                 Err(_) => (0, Vec::new(), false),
                 Ok(got) => got,
             };
+            if let Some(nonce) = wire::decode_ask(&buf[..n.min(buf.len())]) {
+                self.answer_ask(nonce);
+                continue;
+            }
             let reply = Reply::decode(&buf[..n.min(buf.len())]).filter(|_| n == wire::REPLY_LEN);
             let channel = match (reply, truncated) {
                 (Some(r), false) if r.status == 0 && r.fds == 4 && self.channel.get().is_none() => {
@@ -557,23 +554,22 @@ impl ShmImport {
         Err(RsmError::InsufficientResources)
     }
 
-    /// Tells the exporter (for `rsminfo`) whether we hold an explicit
-    /// mapping: in the channel's page if we have it, else in a packet on
-    /// the connection, which wakes nobody. `true` asks the caller to
-    /// fetch the channel once the state lock is released (too many
-    /// packets sent, or no room for one): it says it there.
-    fn report_mapped(&self, state: &mut State, on: bool) -> bool {
+    /// Says (for `rsminfo`) whether we hold an explicit mapping: in the
+    /// channel's page if we have it; else only when the exporter asks
+    /// (`import_event`), so a map costs no message.
+    fn say_mapped(&self, on: bool) {
         if let Some(ch) = self.channel.get() {
             ch.set_mapped(on);
-            return false;
         }
-        if state.statuses >= STATUS_PACKETS {
-            return true;
-        }
-        state.statuses += 1;
-        let packet = wire::encode_status(on);
+    }
+
+    /// Answers the exporter's ask `nonce` (a survey) with whether we hold
+    /// an explicit mapping.
+    fn answer_ask(&self, nonce: u64) {
+        let mapped = self.state.lock().mapping.is_some();
+        let packet = wire::encode_status(mapped, nonce);
         // SAFETY: send reads packet.len() bytes from our buffer.
-        let n = unsafe {
+        unsafe {
             libc::send(
                 self.sock.as_raw_fd(),
                 packet.as_ptr().cast(),
@@ -581,8 +577,6 @@ impl ShmImport {
                 libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
             )
         };
-        // The exporter gone (EPIPE and the like) needs nothing more.
-        n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
     }
 
     /// The agent stops watching our socket (once: later calls do nothing).
@@ -741,11 +735,7 @@ impl ImportPort for ShmImportPort {
         let p = crate::transport::map_shared(memfd.as_raw_fd(), offset as u64, len, prot, fixed)
             .map_err(crate::transport::map_error)?;
         state.mapping = Some(Mapping { addr: p, len });
-        let fetch = self.0.report_mapped(&mut state, true);
-        drop(state);
-        if fetch {
-            let _ = self.0.channel(); // only informative if it fails
-        }
+        self.0.say_mapped(true);
         Ok(p)
     }
 
@@ -754,13 +744,7 @@ impl ImportPort for ShmImportPort {
         let m = state.mapping.take().ok_or(RsmError::SegNotMapped)?;
         // SAFETY: our own mapping (segment or, after an abort, trash).
         unsafe { libc::munmap(m.addr as *mut _, m.len) };
-        // Not after a forced disconnect or our own close (no descriptor
-        // then): nobody would read it.
-        let fetch = state.memfd.is_some() && self.0.report_mapped(&mut state, false);
-        drop(state);
-        if fetch {
-            let _ = self.0.channel();
-        }
+        self.0.say_mapped(false);
         Ok(())
     }
 

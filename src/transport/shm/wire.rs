@@ -1,13 +1,15 @@
 //! Messages on a segment socket (`SOCK_SEQPACKET`, so each is one packet of
 //! a fixed size; anything else is dropped as hostile).
 //!
-//! importer -> exporter: `Request` once, right after connect; then, on
-//! each explicit map and unmap, a `Status` the exporter reads only when
-//! surveyed (it watches the connection for hang-up alone, so these never
-//! wake it).
+//! importer -> exporter: `Request` once, right after connect; later a
+//! `Status` for each `Ask` (the exporter watches the connection for
+//! hang-up alone and reads these when it needs them).
 //! exporter -> importer: `Reply` once (on success with, by `SCM_RIGHTS`,
 //! the segment's descriptor if any rights were granted, and the
-//! connection's token and secret), later at most one `Notice`.
+//! connection's token and secret); later its event channel (a `Reply`
+//! with four descriptors, see below), an `Ask` whenever it is surveyed
+//! (`rsminfo`) before the importer has its channel, and at most one
+//! `Notice`.
 //!
 //! The event channel is made on first use: the importer opens a second
 //! connection to the segment's socket and sends an `Attach` naming its
@@ -22,7 +24,7 @@
 /// "RSM1", little-endian.
 pub const MAGIC: u32 = 0x314D_5352;
 /// Protocol version; a different one is refused. 2: event channels;
-/// 3: event channels made on first use (`Attach`), map status packets.
+/// 3: event channels made on first use (`Attach`), map status asked for.
 pub const VERSION: u32 = 3;
 
 /// Connect request.
@@ -66,22 +68,41 @@ pub struct Attach {
     pub secret: u64,
 }
 
+/// "RSMK": the exporter asks an importer for its map status.
+pub const ASK_MAGIC: u32 = 0x4B4D_5352;
 /// "RSMS": an importer's map status (for `rsminfo`).
 pub const STATUS_MAGIC: u32 = 0x534D_5352;
-/// Size of a status packet on the wire.
-pub const STATUS_LEN: usize = 8;
+/// Size of an ask and of a status packet on the wire.
+pub const STATUS_LEN: usize = 16;
 
-/// A status packet: 1 while the importer holds an explicit mapping.
-pub fn encode_status(mapped: bool) -> [u8; STATUS_LEN] {
+/// An ask, numbered so its answer can be told from older ones.
+pub fn encode_ask(nonce: u64) -> [u8; STATUS_LEN] {
     let mut b = [0u8; STATUS_LEN];
-    b[0..4].copy_from_slice(&STATUS_MAGIC.to_le_bytes());
-    b[4..8].copy_from_slice(&u32::from(mapped).to_le_bytes());
+    b[0..4].copy_from_slice(&ASK_MAGIC.to_le_bytes());
+    b[8..16].copy_from_slice(&nonce.to_le_bytes());
     b
 }
 
-/// The status in `b`, if it is exactly a status packet.
-pub fn decode_status(b: &[u8]) -> Option<bool> {
-    (b.len() == STATUS_LEN && u32_at(b, 0) == STATUS_MAGIC).then(|| u32_at(b, 4) == 1)
+/// The number of the ask in `b`, if it is exactly one.
+pub fn decode_ask(b: &[u8]) -> Option<u64> {
+    (b.len() == STATUS_LEN && u32_at(b, 0) == ASK_MAGIC).then(|| u64_at(b, 8))
+}
+
+/// A status packet answering ask `nonce`: whether the importer holds an
+/// explicit mapping.
+pub fn encode_status(mapped: bool, nonce: u64) -> [u8; STATUS_LEN] {
+    let mut b = [0u8; STATUS_LEN];
+    b[0..4].copy_from_slice(&STATUS_MAGIC.to_le_bytes());
+    b[4..8].copy_from_slice(&u32::from(mapped).to_le_bytes());
+    b[8..16].copy_from_slice(&nonce.to_le_bytes());
+    b
+}
+
+/// The status in `b` and the ask it answers, if it is exactly a status
+/// packet.
+pub fn decode_status(b: &[u8]) -> Option<(bool, u64)> {
+    (b.len() == STATUS_LEN && u32_at(b, 0) == STATUS_MAGIC)
+        .then(|| (u32_at(b, 4) == 1, u64_at(b, 8)))
 }
 
 impl Attach {
@@ -237,9 +258,12 @@ mod tests {
         assert_eq!(Attach::decode(&t.encode()), Some(t));
         assert_eq!(Attach::decode(&t.encode()[..23]), None);
         assert_eq!(Request::decode(&t.encode()[..16]), None);
-        assert_eq!(decode_status(&encode_status(true)), Some(true));
-        assert_eq!(decode_status(&encode_status(false)), Some(false));
-        assert_eq!(decode_status(&r.encode()[..8]), None);
+        assert_eq!(decode_status(&encode_status(true, 7)), Some((true, 7)));
+        assert_eq!(decode_status(&encode_status(false, 8)), Some((false, 8)));
+        assert_eq!(decode_status(&encode_ask(8)), None);
+        assert_eq!(decode_ask(&encode_ask(9)), Some(9));
+        assert_eq!(decode_ask(&encode_status(true, 9)), None);
+        assert_eq!(decode_status(&r.encode()), None);
         assert_eq!(Request::decode(&[0; REQUEST_LEN]), None);
         assert_eq!(Request::decode(&r.encode()[..15]), None);
         let mut v = r.encode();
