@@ -499,7 +499,8 @@ impl ShmExport {
         }
         let up = self.up()?;
         let (channel, handout) = Channel::create()?;
-        // What it said before it had the page, where it says it from now.
+        // What it last said when asked, until it writes the page itself
+        // as it takes the channel.
         drain_status(imp);
         channel.set_mapped(imp.mapped);
         let (Some(up_write), Some(down_write)) = (&up.write, &channel.down.write) else {
@@ -601,9 +602,10 @@ impl ShmExport {
 
     /// Answers a survey (`rsminfo`): the details to root and to the
     /// exporter's own uid, to anyone else only that the segment exists.
-    /// Importers without an event channel are asked whether they mapped
-    /// (`ask_importers`); the answer then waits for theirs, up to
-    /// `SURVEY_WAIT` (`advance_surveys`, which the agent calls).
+    /// Listed importers without an event channel are asked whether they
+    /// mapped (an `Ask` on their connection); the answer then waits for
+    /// theirs, up to `SURVEY_WAIT` (`advance_surveys`, which the agent
+    /// calls).
     fn answer_query(self: &Arc<Self>, agent: &Agent, fd: OwnedFd) {
         let Ok(cred) = socket::getsockopt(&fd, socket::sockopt::PeerCredentials) else {
             return;

@@ -35,7 +35,8 @@ struct State {
 pub struct ShmImport {
     sock: OwnedFd,
     /// The segment's socket, for the second connection that fetches the
-    /// event channel (`attach`), and how long to wait for its answer.
+    /// event channel (`ask_for_channel`), and how long to wait for the
+    /// answer.
     addr: UnixAddr,
     timeout: Duration,
     /// What the exporter's reply named this connection with.
