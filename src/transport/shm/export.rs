@@ -66,7 +66,7 @@ fn secret_of(token: u64) -> u64 {
 const STATUS_DRAIN: usize = 1024;
 
 /// How long a survey's answer waits for the importers asked to answer.
-const SURVEY_WAIT: Duration = Duration::from_millis(500);
+const SURVEY_WAIT: Duration = Duration::from_millis(250);
 
 /// A survey (`rsminfo`) waiting for the importers it asked.
 struct Survey {

@@ -85,7 +85,7 @@ pub fn encode_ask(nonce: u64) -> [u8; STATUS_LEN] {
 
 /// The number of the ask in `b`, if it is exactly one.
 pub fn decode_ask(b: &[u8]) -> Option<u64> {
-    (b.len() == STATUS_LEN && u32_at(b, 0) == ASK_MAGIC).then(|| u64_at(b, 8))
+    (b.len() == STATUS_LEN && u32_at(b, 0) == ASK_MAGIC && u32_at(b, 4) == 0).then(|| u64_at(b, 8))
 }
 
 /// A status packet answering ask `nonce`: whether the importer holds an
@@ -101,7 +101,7 @@ pub fn encode_status(mapped: bool, nonce: u64) -> [u8; STATUS_LEN] {
 /// The status in `b` and the ask it answers, if it is exactly a status
 /// packet.
 pub fn decode_status(b: &[u8]) -> Option<(bool, u64)> {
-    (b.len() == STATUS_LEN && u32_at(b, 0) == STATUS_MAGIC)
+    (b.len() == STATUS_LEN && u32_at(b, 0) == STATUS_MAGIC && u32_at(b, 4) <= 1)
         .then(|| (u32_at(b, 4) == 1, u64_at(b, 8)))
 }
 
@@ -262,8 +262,14 @@ mod tests {
         assert_eq!(decode_status(&encode_status(false, 8)), Some((false, 8)));
         assert_eq!(decode_status(&encode_ask(8)), None);
         assert_eq!(decode_ask(&encode_ask(9)), Some(9));
+        let mut padded = encode_ask(9);
+        padded[6] = 1;
+        assert_eq!(decode_ask(&padded), None, "padding must be zero");
         assert_eq!(decode_ask(&encode_status(true, 9)), None);
         assert_eq!(decode_status(&r.encode()), None);
+        let mut two = encode_status(true, 1);
+        two[4] = 2;
+        assert_eq!(decode_status(&two), None, "a word other than 0 or 1");
         assert_eq!(Request::decode(&[0; REQUEST_LEN]), None);
         assert_eq!(Request::decode(&r.encode()[..15]), None);
         let mut v = r.encode();
