@@ -290,7 +290,17 @@ static void request(unsigned char b[16], uint32_t magic, uint32_t version, uint3
     for (int i = 0; i < 16; i++) b[i] = (unsigned char)(w[i / 4] >> (8 * (i % 4)));
 }
 #define MAGIC 0x314D5352u
-#define VERSION 2u
+#define VERSION 3u
+#define ATTACH_MAGIC 0x414D5352u
+
+/* An attach request (magic "RSMA", version, token, secret as little-endian
+ * words): a guessed token, likely another importer's (tokens are small
+ * and sequential), with a made-up secret. */
+static void attach_request(unsigned char b[24], uint64_t token, uint64_t secret)
+{
+    uint64_t w[3] = {(uint64_t)ATTACH_MAGIC | ((uint64_t)VERSION << 32), token, secret};
+    for (int i = 0; i < 24; i++) b[i] = (unsigned char)(w[i / 8] >> (8 * (i % 8)));
+}
 
 enum junk {
     GARBAGE,      /* 100 random bytes */
@@ -304,12 +314,13 @@ enum junk {
     FDS_READ,     /* a valid read request, with 200 descriptors attached */
     RAW_RDWR,     /* a valid request for read-write (others may only read) */
     RAW_BADPERM,  /* a valid request with every permission bit set */
+    ATTACH_GUESS, /* an event channel asked for with a guessed token and secret */
     N_JUNK
 };
 static const char *junk_names[] = {"garbage", "64 KiB", "17 bytes", "15 bytes", "empty",
                                    "wrong magic", "wrong version", "descriptors + garbage",
                                    "descriptors + read request", "raw read-write request",
-                                   "raw request 0xffffffff"};
+                                   "raw request 0xffffffff", "guessed attach"};
 
 /* Sends `buf` with `nfds` copies of /dev/null attached. */
 static ssize_t send_with_fds(int fd, const void *buf, size_t n, int nfds)
@@ -344,8 +355,8 @@ struct outcome {
 };
 
 /* Reads until the exporter ends the connection, counting packets and the
- * segment descriptors they carry (each is checked for writing; the event
- * channel's descriptors that follow it are the client's own).
+ * segment descriptors they carry (each is checked for writing; a connect's
+ * reply carries no other: the event channel comes on request).
  * With `until_answer`, stops at the first packet: an admitted importer's
  * connection stays open. */
 static void watch(int fd, struct outcome *o, int until_answer)
@@ -378,8 +389,7 @@ static void watch(int fd, struct outcome *o, int until_answer)
             for (int i = 0; i < k; i++) {
                 int got;
                 memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-                /* The first is the segment's memory; the others are the
-                 * connection's own event channel, writable by design. */
+                /* The first is the segment's memory. */
                 if (nth++ == 0) {
                     o->fds++;
                     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, got, 0);
@@ -400,7 +410,7 @@ static void junk_once(enum junk kind, struct outcome *o)
     int fd = raw_connect();
     if (fd < 0) return;
     o->connected++;
-    unsigned char b[17];
+    unsigned char b[24];
     static char huge[65536];
     char g[100];
     ssize_t want = 16, sent = -1;
@@ -446,6 +456,10 @@ static void junk_once(enum junk kind, struct outcome *o)
     case RAW_BADPERM:
         request(b, MAGIC, VERSION, 0xffffffffu, 0xffffffffu);
         sent = send(fd, b, 16, MSG_NOSIGNAL);
+        break;
+    case ATTACH_GUESS:
+        attach_request(b, 1 + seed % 64, ((uint64_t)rand_r(&seed) << 32) | (unsigned)rand_r(&seed));
+        sent = send(fd, b, want = 24, MSG_NOSIGNAL);
         break;
     default: break;
     }
@@ -497,6 +511,82 @@ static void junk_main(int ready, int stop)
            "answered with a read-only descriptor\n",
            rounds, total, o[FDS_READ].fds + after.fds);
     child_exit();
+}
+
+/* Receives one packet on `fd` into b[64]: its length (-1: none), with the
+ * number of descriptors it carried in *nfds (closed). */
+static ssize_t recv_packet(int fd, unsigned char b[64], int *nfds, int flags)
+{
+    union {
+        char b[CMSG_SPACE(sizeof(int) * 8)];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = {b, 64};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.b;
+    msg.msg_controllen = sizeof u.b;
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | flags);
+    *nfds = 0;
+    for (struct cmsghdr *c = n < 0 ? NULL : CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < k; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+            close(got);
+            ++*nfds;
+        }
+    }
+    return n;
+}
+
+static uint64_t u64_at(const unsigned char *b)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
+    return v;
+}
+
+/* Asks for connection (token, secret)'s event channel on a new connection:
+ * the reply's status (-1: no reply), with the descriptors it carried. */
+static int ask_attach(uint64_t token, uint64_t secret, int *nfds)
+{
+    int fd = raw_connect();
+    unsigned char b[64];
+    attach_request(b, token, secret);
+    ssize_t n = fd < 0 ? -1 : send(fd, b, 24, MSG_NOSIGNAL);
+    if (n == 24) n = recv_packet(fd, b, nfds, 0);
+    if (fd >= 0) close(fd);
+    return n == 40 ? (int)(b[4] | b[5] << 8 | b[6] << 16 | (unsigned)b[7] << 24) : -1;
+}
+
+/* The event channel of a connection is given to the process that made it,
+ * showing its secret, alone; on that connection; once. */
+static void attach_checks(void)
+{
+    int conn = raw_connect(), nfds = 0;
+    unsigned char b[64];
+    request(b, MAGIC, VERSION, 0, RSM_PERM_READ);
+    CHECK(conn >= 0 && send(conn, b, 16, MSG_NOSIGNAL) == 16);
+    CHECK(recv_packet(conn, b, &nfds, 0) == 40 && nfds == 1); /* the segment */
+    uint64_t token = u64_at(b + 24), secret = u64_at(b + 32);
+    CHECK(ask_attach(token, secret ^ 1, &nfds) == RSMERR_CONN_ABORTED && nfds == 0);
+    CHECK(ask_attach(token + 1000, secret, &nfds) == RSMERR_CONN_ABORTED && nfds == 0);
+    pid_t pid = fork();
+    if (pid == 0) { /* same uid, another process, the right secret */
+        CHECK(ask_attach(token, secret, &nfds) == RSMERR_CONN_ABORTED && nfds == 0);
+        child_exit();
+    }
+    check_child(pid, "attach from another process");
+    CHECK(recv_packet(conn, b, &nfds, MSG_DONTWAIT) < 0 && errno == EAGAIN); /* nothing sent */
+    CHECK(ask_attach(token, secret, &nfds) == 0 && nfds == 0);
+    CHECK(recv_packet(conn, b, &nfds, 0) == 40 && nfds == 4); /* page, up, down x2 */
+    CHECK(ask_attach(token, secret, &nfds) == 0 && nfds == 0); /* has it: no second */
+    CHECK(recv_packet(conn, b, &nfds, MSG_DONTWAIT) < 0 && errno == EAGAIN);
+    close(conn);
 }
 
 static pid_t start_hostile(void (*body)(int, int), int ready_w, int stop_r)
@@ -577,6 +667,7 @@ int main(void)
     step(cmd[1]);
     wait_step(ack[0]);
     check_child(start_legit(ROUNDS, 1, 0), "legitimate importer after the attack");
+    attach_checks();
     step(cmd[1]);
     wait_step(ack[0]);
     CHECK(write(cmd[1], "q", 1) == 1);

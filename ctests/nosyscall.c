@@ -8,7 +8,8 @@
  * sleeps, so nothing rings a doorbell). `make syscall-test` runs it under
  * strace and requires that this thread made no system call between the
  * markers. (The argument scales every count: N, N/10, N/100.) The
- * import's first get, which maps the segment once, comes before them.
+ * import's first get, which maps the segment once, and its first signal
+ * call, which fetches its event channel once, come before them.
  */
 #define _GNU_SOURCE
 #include <rsmapi.h>
@@ -49,6 +50,9 @@ int main(int argc, char **argv)
      * mmap per connection, like Solaris' implicit map): done here, before
      * the loop, which measures the calls after it. */
     CHECK_RC(rsm_memseg_import_get8(im, 0, &v, 1), RSM_SUCCESS);
+    /* Likewise its first signal call fetches its event channel (one round
+     * trip to the exporter per connection, made on first use). */
+    CHECK_RC(rsm_intr_signal_wait(im, 0), RSMERR_TIMEOUT);
 
     (void)getppid(); /* start marker */
     CHECK_RC(rsm_memseg_import_set_mode(im, RSM_BARRIER_MODE_EXPLICIT), RSM_SUCCESS);

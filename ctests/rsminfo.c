@@ -80,8 +80,11 @@ static pid_t exporter(rsm_memseg_id_t id, uid_t uid, int acl, int cmd[2], int ac
     return pid;
 }
 
-/* An importer process: connects to `id` with `perm`, maps it and posts
- * twice if `busy`, answers 'y', disconnects and exits on 'q'. */
+/* An importer process: connects to `id` with `perm`; if `busy` is 1 maps
+ * it and posts twice; 2: maps it; 3: maps and unmaps it 100 times, then
+ * maps it; 4: maps and unmaps it (2 to 4 never signal: with no event
+ * channel, they say whether they mapped when the exporter asks);
+ * answers 'y', disconnects and exits on 'q'. */
 static pid_t importer(rsm_memseg_id_t id, int perm, int busy, int cmd[2], int ack[2])
 {
     CHECK(pipe(cmd) == 0 && pipe(ack) == 0);
@@ -93,14 +96,19 @@ static pid_t importer(rsm_memseg_id_t id, int perm, int busy, int cmd[2], int ac
         void *addr = NULL;
         CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
         CHECK_RC(rsm_memseg_import_connect(c, 0, id, perm, &im), RSM_SUCCESS);
-        if (busy) {
+        for (int i = 0; busy == 3 && i < 100; i++) {
             CHECK_RC(rsm_memseg_import_map(im, &addr, RSM_MAP_NONE, perm, 0, len), RSM_SUCCESS);
+            CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
+        }
+        if (busy) CHECK_RC(rsm_memseg_import_map(im, &addr, RSM_MAP_NONE, perm, 0, len), RSM_SUCCESS);
+        if (busy == 1) {
             CHECK_RC(rsm_intr_signal_post(im, 0), RSM_SUCCESS);
             CHECK_RC(rsm_intr_signal_post(im, 0), RSM_SUCCESS);
         }
+        if (busy == 4) CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
         say(ack[1], failed ? 'n' : 'y');
         CHECK(hear(cmd[0]) == 'q');
-        if (busy) CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
+        if (busy && busy != 4) CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
         CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
         CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
         child_exit();
@@ -223,5 +231,57 @@ int main(int argc, char **argv)
     check_child(e2, "exporter 2");
     CHECK(run("--json") == 0);
     HAS("%s", "\"present\":[],\"segments\":[]");
+
+    /* Importers that never signal say whether they mapped all the same. */
+    int ec3[2], ea3[2], jc[3][2], ja[3][2];
+    pid_t e3 = exporter(id1 + 2, 0, 1, ec3, ea3);
+    pid_t j[3];
+    for (int k = 0; k < 3; k++) j[k] = importer(id1 + 2, RSM_PERM_RDWR, 2 + k, jc[k], ja[k]);
+    CHECK(run("") == 0);
+    HAS("importer pid %d uid 0 node 0 rights 0600 mapped, pending: 0", (int)j[0]);
+    HAS("importer pid %d uid 0 node 0 rights 0600 mapped, pending: 0", (int)j[1]);
+    HAS("importer pid %d uid 0 node 0 rights 0600 not mapped", (int)j[2]);
+    CHECK(run("") == 0); /* asked again: the same (what was read is kept) */
+    HAS("importer pid %d uid 0 node 0 rights 0600 mapped, pending: 0", (int)j[0]);
+    HAS("importer pid %d uid 0 node 0 rights 0600 not mapped", (int)j[2]);
+    for (int k = 0; k < 3; k++) {
+        say(jc[k][1], 'q');
+        check_child(j[k], "importer that never signals");
+    }
+    say(ec3[1], 'q');
+    check_child(e3, "exporter 3");
+
+    /* An exporter that imports its own segment answers its own ask (one
+     * agent thread serves both sides). */
+    int sc[2], sa[2];
+    CHECK(pipe(sc) == 0 && pipe(sa) == 0);
+    fflush(stdout);
+    pid_t self = fork();
+    if (self == 0) {
+        rsmapi_controller_handle_t c;
+        rsm_memseg_export_handle_t seg;
+        rsm_memseg_import_handle_t im;
+        rsm_memseg_id_t id = id1 + 3;
+        void *addr = NULL;
+        char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(buf != MAP_FAILED);
+        CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_create(c, &seg, buf, len, 0), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_publish(seg, &id, NULL, 0), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_connect(c, 0, id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_map(im, &addr, RSM_MAP_NONE, RSM_PERM_RDWR, 0, len), RSM_SUCCESS);
+        say(sa[1], failed ? 'n' : 'y');
+        CHECK(hear(sc[0]) == 'q');
+        CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_export_destroy(seg), RSM_SUCCESS);
+        CHECK_RC(rsm_release_controller(c), RSM_SUCCESS);
+        child_exit();
+    }
+    CHECK(hear(sa[0]) == 'y');
+    CHECK(run("") == 0);
+    HAS("importer pid %d uid 0 node 0 rights 0600 mapped, pending: 0", (int)self);
+    say(sc[1], 'q');
+    check_child(self, "exporter importing itself");
     return report("rsminfo");
 }

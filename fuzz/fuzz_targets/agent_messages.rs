@@ -10,9 +10,11 @@
 //! - the agent answers only with a `Reply` (a query: survey text), whose
 //!   status is 0 or an RSMERR code, with exactly the descriptors it
 //!   announces, and with the decision the permission model
-//!   (`core::permission::admit`) makes for the request it was sent;
-//! - the wire decoders (`Request`/`Reply::decode`, `is_query`) accept only
-//!   what re-encodes to the same bytes;
+//!   (`core::permission::admit`) makes for the request it was sent; an
+//!   `Attach` (a guessed token and secret) is refused with nothing sent;
+//! - the wire decoders (`Request`/`Reply`/`Attach::decode`, `is_query`,
+//!   `decode_ask`, `decode_status`) accept only what re-encodes to the
+//!   same bytes;
 //! - every 32 inputs, legitimate `rsm_memseg_import_connect`s to both
 //!   segments still succeed and move data; every 512, the process holds no
 //!   more descriptors than at the start plus what the agent may keep
@@ -48,9 +50,9 @@ const FD_EVERY: u64 = 512;
 /// Connections kept open across inputs (flag bit 7), at most.
 const HELD: usize = 96;
 /// What may be open at once beyond our baseline: our HELD connections, the
-/// agent's ends of them, each with an importer's event channel (up to 6
-/// descriptors), its MAX_PENDING (64, transport/shm/agent.rs) silent
-/// clients, and slack. A leak per connection passes this within a few
+/// agent's ends of them (an importer's event channel, up to 6 descriptors,
+/// is made only on first use, but counted), its MAX_PENDING (64,
+/// transport/shm/agent.rs) silent clients, and slack. A leak per connection passes this within a few
 /// thousand inputs.
 const FD_SLACK: usize = HELD * 8 + 2 * 64 + 64;
 
@@ -350,6 +352,21 @@ fn decoders(b: &[u8]) {
     if wire::is_query(b) && b != wire::encode_query() {
         fuzz_bug!("is_query accepted {b:?}");
     }
+    if let Some(a) = wire::Attach::decode(b) {
+        if a.encode()[..] != *b {
+            fuzz_bug!("Attach::decode accepted {b:?} which re-encodes differently");
+        }
+    }
+    if let Some(n) = wire::decode_ask(b) {
+        if wire::encode_ask(n)[..] != *b {
+            fuzz_bug!("decode_ask accepted {b:?} which re-encodes differently");
+        }
+    }
+    if let Some((m, n)) = wire::decode_status(b) {
+        if wire::encode_status(m, n)[..] != *b {
+            fuzz_bug!("decode_status accepted {b:?} which re-encodes differently");
+        }
+    }
 }
 
 /// Reads what the agent answers on `sock` (waiting up to `wait` ms) and
@@ -361,6 +378,7 @@ fn check_answer(
     sock: c_int,
     wait: c_int,
     query: bool,
+    attach: bool,
     request: Option<Request>,
     packets: &[&[u8]],
 ) {
@@ -393,6 +411,13 @@ fn check_answer(
     let Some(reply) = Reply::decode(bytes) else {
         fuzz_bug!("the agent sent {bytes:?} ({nfds} fds), not a reply, after {packets:?}");
     };
+    if attach {
+        // Nobody can guess a connection's secret.
+        if reply.status != rsm::RsmError::ConnAborted.code() || nfds != 0 {
+            fuzz_bug!("the agent answered {reply:?} ({nfds} fds) to a guessed attach");
+        }
+        return;
+    }
     let Some(req) = request else {
         fuzz_bug!("the agent answered {reply:?} to {packets:?}, not a request");
     };
@@ -417,8 +442,9 @@ fn check_answer(
             String::from_utf8_lossy(&seg.name)
         );
     }
+    // The segment's descriptor; the event channel comes on first use.
     let expected_fds = if reply.status == 0 {
-        usize::from(reply.rights != 0) + 4
+        usize::from(reply.rights != 0)
     } else {
         0
     };
@@ -484,10 +510,17 @@ fn one(w: &mut World, data: &[u8]) {
     let first = packets.first().filter(|_| sent > 0);
     let request = first.and_then(|p| Request::decode(p));
     let query = first.is_some_and(|p| wire::is_query(p));
+    let attach = first.is_some_and(|p| wire::Attach::decode(p).is_some());
     if flags & 0x40 == 0 {
-        let wait = if sent > 0 || flags & 8 != 0 { 200 } else { 2 };
+        // A survey waits up to 250 ms for the importers it asks (our held
+        // connections never answer).
+        let wait = match () {
+            _ if query => 600,
+            _ if sent > 0 || flags & 8 != 0 => 200,
+            _ => 2,
+        };
         let sent_request = request.filter(|_| first.is_some_and(|p| p.len() == wire::REQUEST_LEN));
-        check_answer(w, seg, sock, wait, query, sent_request, &packets);
+        check_answer(w, seg, sock, wait, query, attach, sent_request, &packets);
     }
     if flags & 0x80 != 0 {
         w.held.push_back(sock);

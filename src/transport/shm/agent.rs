@@ -10,7 +10,9 @@
 //!
 //! Departures go before arrivals: of the events one wait reports, hang-ups
 //! are handled first, and a listener accepts at most `ACCEPT_BATCH` clients
-//! before the agent waits again. Otherwise an importer that connects and
+//! before the agent waits again (one: epoll is level-triggered, so a
+//! listener with more clients waiting is reported again at once, and a
+//! lone connect, the usual case, costs no accept that finds nobody). Otherwise an importer that connects and
 //! disconnects in a loop on another CPU keeps the listener readable, the
 //! accepts never run dry, and every departed importer's socket and doorbell
 //! stay open until the loop pauses: hundreds of descriptors, and connects
@@ -33,7 +35,12 @@ pub const MAX_PENDING: usize = 64;
 pub const PENDING_TIMEOUT: Duration = Duration::from_secs(2);
 /// Clients a listener accepts per wake-up; epoll is level-triggered, so
 /// the rest are reported by the next wait, after the hang-ups since.
-pub const ACCEPT_BATCH: usize = 4;
+pub const ACCEPT_BATCH: usize = 1;
+
+/// How often the agent looks for importers' answers while a survey
+/// waits for them (they do not wake it: it watches importers for
+/// hang-up alone).
+const SURVEY_POLL: u16 = 2;
 
 /// The agent's stack: an epoll loop needs little.
 const AGENT_STACK: usize = 256 * 1024;
@@ -54,9 +61,10 @@ enum Job {
     Accept(u64, Arc<ShmExport>),
     /// A pending client's request came.
     Serve(OwnedFd, Arc<ShmExport>),
-    /// An importer's connection is readable: it left (or misbehaves).
+    /// An importer's connection hung up: it left.
     Gone(u64, Arc<ShmExport>),
-    /// Our import's exporter went away.
+    /// Our import's connection is readable: its event channel came, or
+    /// its exporter went away.
     Abort(u64, Arc<ShmImport>),
 }
 
@@ -81,6 +89,8 @@ pub struct Agent {
     /// and refuse it, then opened again. Otherwise a listener that cannot
     /// be accepted from stays readable and the agent would spin.
     spare: Mutex<Option<OwnedFd>>,
+    /// Exports with a survey waiting for importers' answers.
+    surveying: Mutex<Vec<Weak<ShmExport>>>,
 }
 
 static AGENT: Mutex<Option<(u32, Arc<Agent>)>> = Mutex::new(None);
@@ -103,6 +113,7 @@ pub fn agent() -> RsmResult<Arc<Agent>> {
         pending: Mutex::new(BTreeMap::new()),
         next_token: AtomicU64::new(1),
         spare: Mutex::new(None),
+        surveying: Mutex::new(Vec::new()),
     });
     let runner = Arc::clone(&agent);
     crate::transport::spawn_started("rsm-agent", AGENT_STACK, move || runner.run())?;
@@ -145,7 +156,17 @@ impl Agent {
     /// The second half of `register`: starts watching `fd` for the
     /// reserved `token`. On failure the token is released.
     pub fn watch(&self, fd: BorrowedFd<'_>, token: u64) -> RsmResult<()> {
-        let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token);
+        self.watch_for(fd, token, EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP)
+    }
+
+    /// `watch` for the peer's hang-up alone (`EPOLLRDHUP`; errors and
+    /// `EPOLLHUP` are always reported): packets that arrive wake nobody.
+    pub fn watch_hangup(&self, fd: BorrowedFd<'_>, token: u64) -> RsmResult<()> {
+        self.watch_for(fd, token, EpollFlags::EPOLLRDHUP)
+    }
+
+    fn watch_for(&self, fd: BorrowedFd<'_>, token: u64, flags: EpollFlags) -> RsmResult<()> {
+        let event = EpollEvent::new(flags, token);
         if let Err(e) = self.epoll.add(fd, event) {
             self.handlers.lock().remove(&token);
             return Err(RsmError::from_alloc_errno(e as i32));
@@ -212,11 +233,31 @@ impl Agent {
         }
     }
 
+    /// `export` has a survey waiting for importers' answers: look for
+    /// them every `SURVEY_POLL` ms until it is answered.
+    pub fn surveying(&self, export: Weak<ShmExport>) {
+        self.surveying.lock().push(export);
+    }
+
+    /// Answers the surveys that can be; keeps the exports still waiting.
+    fn advance_surveys(&self) {
+        let waiting = std::mem::take(&mut *self.surveying.lock());
+        let mut still: Vec<Weak<ShmExport>> = waiting
+            .into_iter()
+            .filter(|w| w.upgrade().is_some_and(|e| e.advance_surveys()))
+            .collect();
+        let mut surveying = self.surveying.lock();
+        still.append(&mut surveying);
+        *surveying = still;
+    }
+
     fn run(self: Arc<Self>) {
         let mut events = vec![EpollEvent::empty(); 64];
         let mut admissions = Vec::new();
         loop {
-            let timeout = if !self.pending.lock().is_empty() {
+            let timeout = if !self.surveying.lock().is_empty() {
+                EpollTimeout::from(SURVEY_POLL)
+            } else if !self.pending.lock().is_empty() {
                 EpollTimeout::from(100u16)
             } else {
                 EpollTimeout::NONE
@@ -234,7 +275,7 @@ impl Agent {
             for event in &events[..n] {
                 match self.job(event.data()) {
                     Some(Job::Gone(token, e)) => e.importer_event(&self, token),
-                    Some(Job::Abort(token, i)) => i.exporter_gone(&self, token),
+                    Some(Job::Abort(token, i)) => i.import_event(&self, token),
                     Some(job) => admissions.push(job),
                     None => {}
                 }
@@ -247,6 +288,7 @@ impl Agent {
                 }
             }
             self.expire_pending();
+            self.advance_surveys();
         }
     }
 

@@ -260,6 +260,33 @@ impl Channel {
         Ok((channel, Handout { page, down_read }))
     }
 
+    /// A channel of this process alone, for an import whose exporter is
+    /// gone before it was given one: nothing is ever posted to it, and
+    /// the forced disconnect rings its doorbell like any other's.
+    pub fn dead() -> RsmResult<Channel> {
+        let down = Bell::new()?;
+        // SAFETY: a fresh private anonymous mapping where the kernel chooses.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(RsmError::from_alloc_errno(last_errno()));
+        }
+        Ok(Channel {
+            addr: p as usize,
+            down,
+            up: None,
+            poster: Poster::fresh(),
+        })
+    }
+
     /// The importer maps what the exporter sent, after checking that the
     /// page is sealed so it cannot shrink under it (else SIGBUS). Where
     /// rings and drains cannot block (`nowait_pipes`), a doorbell that is

@@ -5,7 +5,7 @@
 use super::agent::{self, Agent, Handler};
 use super::channel::{self, Bell, Channel};
 use super::memory::Region;
-use super::wire::{self, Reply, Request};
+use super::wire::{self, Attach, Reply, Request};
 use crate::config::NodeId;
 use crate::core::permission::Peer;
 use crate::error::{RsmError, RsmResult};
@@ -21,8 +21,9 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Next id tried for a publish with id 0 (spec 3.3: from 0x80000000 up).
 static NEXT_SYSTEM_ID: AtomicU32 = AtomicU32::new(0x8000_0000);
@@ -41,6 +42,80 @@ struct Listening {
 struct Importer {
     fd: OwnedFd,
     info: ImporterInfo,
+    /// What the importer must show to be given its event channel.
+    secret: u64,
+    /// Whether its event channel was made and sent (on first use: its
+    /// first signal call, or the exporter's first post after it
+    /// connected).
+    linked: bool,
+    /// The map status it last said, in answer to ask `answered`.
+    mapped: bool,
+    answered: u64,
+}
+
+/// The secret of the connection with token `token`: a keyed hash (random
+/// key per process), so no other process can compute it.
+fn secret_of(token: u64) -> u64 {
+    use std::hash::BuildHasher;
+    static KEY: OnceLock<std::hash::RandomState> = OnceLock::new();
+    KEY.get_or_init(std::hash::RandomState::new).hash_one(token)
+}
+
+/// The most packets read from one importer's connection per look (its
+/// socket's send buffer bounds them anyway).
+const STATUS_DRAIN: usize = 1024;
+
+/// How long a survey's answer waits for the importers asked to answer.
+const SURVEY_WAIT: Duration = Duration::from_millis(250);
+
+/// A survey (`rsminfo`) waiting for the importers it asked.
+struct Survey {
+    client: OwnedFd,
+    nonce: u64,
+    asked: Vec<u64>,
+    deadline: Instant,
+}
+
+/// Sends a survey its answer (`None`: the details are not for it).
+fn send_answer(fd: &OwnedFd, details: Option<&SegmentDetails>) {
+    let text = survey::encode(details);
+    let bytes = &text.as_bytes()[..text.len().min(wire::ANSWER_MAX)];
+    // SAFETY: send reads bytes.len() bytes from `bytes`.
+    unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
+/// Reads the map status packets `imp` sent since the last look (answers
+/// to asks; the latest counts). Anything else it sent is discarded.
+fn drain_status(imp: &mut Importer) {
+    let mut buf = [0u8; 64];
+    for _ in 0..STATUS_DRAIN {
+        // SAFETY: recv writes at most buf.len() bytes into buf.
+        let n = unsafe {
+            libc::recv(
+                imp.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
+        };
+        // Nothing more, end of file, or an error.
+        let Ok(n @ 1..) = usize::try_from(n) else {
+            return;
+        };
+        if let Some((mapped, nonce)) = wire::decode_status(&buf[..n.min(buf.len())]) {
+            if nonce >= imp.answered {
+                imp.mapped = mapped;
+                imp.answered = nonce;
+            }
+        }
+    }
 }
 
 struct State {
@@ -49,6 +124,8 @@ struct State {
     importers: HashMap<u64, Importer>,
     /// Set once importers were handed a descriptor of the current memfd.
     handed_out: bool,
+    /// Surveys waiting for importers' answers.
+    surveys: Vec<Survey>,
 }
 
 /// Who waits on the importers' event channels. Its lock orders changes
@@ -90,6 +167,11 @@ pub struct ShmExport {
     up: OnceLock<Bell>,
     /// Where the next scan of the channels starts (fairness).
     cursor: AtomicUsize,
+    /// Importers (admitted or being answered) without an event channel:
+    /// a post makes theirs first, so none misses it.
+    unlinked: AtomicUsize,
+    /// The number of the next ask (surveys), from 1.
+    next_ask: AtomicU64,
 }
 
 /// The `ExportPort` handed to core.
@@ -106,6 +188,7 @@ impl ShmExportPort {
                 listening: None,
                 importers: HashMap::new(),
                 handed_out: false,
+                surveys: Vec::new(),
             }),
             hub: RwLock::new(Hub {
                 sleepers: 0,
@@ -116,6 +199,8 @@ impl ShmExportPort {
             own: LocalCounter::default(),
             up: OnceLock::new(),
             cursor: AtomicUsize::new(0),
+            unlinked: AtomicUsize::new(0),
+            next_ask: AtomicU64::new(1),
         })))
     }
 }
@@ -201,6 +286,8 @@ fn refuse(fd: &OwnedFd, e: RsmError) {
             rights: 0,
             fds: 0,
             size: 0,
+            token: 0,
+            secret: 0,
         },
         &[],
     );
@@ -267,8 +354,14 @@ impl ShmExport {
     /// read-only unless they may write.
     fn answer(self: &Arc<Self>, agent: &Agent, fd: OwnedFd, buf: &[u8; 64], n: isize) {
         if usize::try_from(n) == Ok(wire::QUERY_LEN) && wire::is_query(&buf[..wire::QUERY_LEN]) {
-            self.answer_query(&fd);
+            self.answer_query(agent, fd);
             return;
+        }
+        if usize::try_from(n) == Ok(wire::ATTACH_LEN) {
+            if let Some(attach) = Attach::decode(&buf[..wire::ATTACH_LEN]) {
+                self.answer_attach(&fd, attach);
+                return;
+            }
         }
         let Some(request) = usize::try_from(n).ok().and_then(|n| {
             Request::decode(&buf[..n.min(buf.len())]).filter(|_| n == wire::REQUEST_LEN)
@@ -335,50 +428,44 @@ impl ShmExport {
         } else {
             read_only.as_ref().map(|f| f.as_raw_fd())
         };
-        let channel = self.up().and_then(|_| Channel::create());
-        if (rights != 0 && pass.is_none()) || channel.is_err() {
+        if rights != 0 && pass.is_none() {
             refuse(&fd, RsmError::InsufficientResources);
             return;
         }
-        let (Ok((channel, handout)), Some(up)) = (channel, self.up.get()) else {
-            return;
-        };
+        // The event channel is made on first use (`answer_attach`,
+        // `link_all`): a connect that never signals pays nothing for it.
+        // Counted before the reply, under the state lock held until the
+        // importer is listed, so a post made after its connect returns
+        // makes its channel first and it misses nothing.
+        let token = agent.reserve(Handler::Importer(Arc::downgrade(self)));
+        let secret = secret_of(token);
         let reply = Reply {
             status: 0,
             rights,
             fds: 0,
             size,
+            token,
+            secret,
         };
-        let mut fds: Vec<RawFd> = pass.into_iter().collect();
-        let (Some(up_write), Some(down_write)) = (&up.write, &channel.down.write) else {
-            return;
-        };
-        fds.extend([
-            handout.page.as_raw_fd(),
-            up_write.as_raw_fd(),
-            handout.down_read.as_raw_fd(),
-            down_write.as_raw_fd(),
-        ]);
-        // The importer joins the hub before it hears back, so a post made
-        // after its connect returns reaches it. The agent watches its
-        // socket only after the reply (off the importer's wait); a hang-up
-        // meanwhile is reported then, epoll being level-triggered.
-        let token = agent.reserve(Handler::Importer(Arc::downgrade(self)));
-        self.link(token, channel);
+        let fds: Vec<RawFd> = pass.into_iter().collect();
+        self.unlinked.fetch_add(1, Ordering::SeqCst);
         state.handed_out |= pass.is_some();
         if !send_reply(&fd, reply, &fds) {
             agent.release(token);
-            self.unlink(token);
+            self.unlinked.fetch_sub(1, Ordering::SeqCst);
             return;
         }
         drop(read_only);
-        drop(handout);
-        if agent.watch(fd.as_fd(), token).is_err() {
+        // Watched for hang-up alone: its answers to a survey's asks wait
+        // in the socket until the survey reads them (`advance_surveys`).
+        // Watched after the reply (off the importer's wait); a hang-up
+        // meanwhile is reported then, epoll being level-triggered.
+        if agent.watch_hangup(fd.as_fd(), token).is_err() {
             // Unwatched, its departure would go unnoticed: end it now, so
             // the importer sees a forced disconnect.
             // SAFETY: shutdown on a socket we own.
             unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
-            self.unlink(token);
+            self.unlinked.fetch_sub(1, Ordering::SeqCst);
             return;
         }
         let info = ImporterInfo {
@@ -387,89 +474,260 @@ impl ShmExport {
             node: request.node,
             rights,
         };
-        state.importers.insert(token, Importer { fd, info });
+        state.importers.insert(
+            token,
+            Importer {
+                fd,
+                info,
+                secret,
+                linked: false,
+                mapped: false,
+                answered: 0,
+            },
+        );
     }
 
-    /// An importer's connection is readable: end of file (it disconnected,
-    /// exited or died), or a packet, which an importer never sends after
-    /// its request: hostile. Either way it is dropped.
+    /// Makes the event channel of importer `token` and sends it on its
+    /// connection (wire.rs), where its agent takes it. Sent rather than
+    /// waiting to be asked: descriptors in flight outlive this process,
+    /// so events posted before a crash still reach the importer. If it
+    /// cannot be sent, the importer would miss events: its connection is
+    /// ended instead (a forced disconnect for it).
+    fn push(&self, token: u64, imp: &mut Importer) -> RsmResult<()> {
+        if imp.linked {
+            return Ok(());
+        }
+        let up = self.up()?;
+        let (channel, handout) = Channel::create()?;
+        // What it last said when asked, until it writes the page itself
+        // as it takes the channel.
+        drain_status(imp);
+        channel.set_mapped(imp.mapped);
+        let (Some(up_write), Some(down_write)) = (&up.write, &channel.down.write) else {
+            return Err(RsmError::InternalError);
+        };
+        let fds = [
+            handout.page.as_raw_fd(),
+            up_write.as_raw_fd(),
+            handout.down_read.as_raw_fd(),
+            down_write.as_raw_fd(),
+        ];
+        let reply = Reply {
+            status: 0,
+            rights: 0,
+            fds: 0,
+            size: 0,
+            token,
+            secret: 0,
+        };
+        self.link(token, channel);
+        imp.linked = true;
+        self.unlinked.fetch_sub(1, Ordering::SeqCst);
+        if !send_reply(&imp.fd, reply, &fds) {
+            crate::why!("agent: an importer's event channel could not be sent; it is disconnected");
+            // SAFETY: shutdown on a socket we own; the hang-up removes it.
+            unsafe { libc::shutdown(imp.fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+        Ok(())
+    }
+
+    /// An importer asks for its event channel, over the second connection
+    /// `fd` it opened for that: it is sent on its own connection (`push`)
+    /// and the answer says so. Only the process that connected, showing
+    /// the secret its reply carried, is answered.
+    fn answer_attach(&self, fd: &OwnedFd, attach: Attach) {
+        let Ok(cred) = socket::getsockopt(fd, socket::sockopt::PeerCredentials) else {
+            return;
+        };
+        let mut state = self.state.lock();
+        let imp = state.importers.get_mut(&attach.token).filter(|imp| {
+            imp.secret == attach.secret
+                && imp.info.uid == cred.uid()
+                && imp.info.pid == cred.pid() as u32
+        });
+        let Some(imp) = imp else {
+            crate::why!("agent: refused an event channel to a client that does not own it");
+            refuse(fd, RsmError::ConnAborted);
+            return;
+        };
+        if let Err(e) = self.push(attach.token, imp) {
+            refuse(fd, e);
+            return;
+        }
+        let reply = Reply {
+            status: 0,
+            rights: 0,
+            fds: 0,
+            size: 0,
+            token: attach.token,
+            secret: 0,
+        };
+        send_reply(fd, reply, &[]);
+    }
+
+    /// A post is coming while some importers have no event channel yet:
+    /// send theirs now, so they find the event in it.
+    fn link_all(&self) -> RsmResult<()> {
+        let mut state = self.state.lock();
+        if self.unlinked.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        for (token, imp) in state.importers.iter_mut() {
+            self.push(*token, imp)?;
+        }
+        Ok(())
+    }
+
+    /// An importer is gone from the list: the count of those without a
+    /// channel follows.
+    fn forget(&self, imp: &Importer) {
+        if !imp.linked {
+            self.unlinked.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// An importer's connection hung up (it disconnected, exited or
+    /// died; it is watched for nothing else): it is dropped.
     pub fn importer_event(&self, agent: &Agent, token: u64) {
         let mut state = self.state.lock();
-        let Some(imp) = state.importers.get(&token) else {
+        let Some(imp) = state.importers.remove(&token) else {
             return;
         };
-        let mut byte = [0u8; 1];
-        // SAFETY: recv writes at most 1 byte into `byte`.
-        let n = unsafe {
-            libc::recv(
-                imp.fd.as_raw_fd(),
-                byte.as_mut_ptr().cast(),
-                1,
-                libc::MSG_DONTWAIT | libc::MSG_PEEK,
-            )
-        };
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) {
-            return;
-        }
-        if let Some(imp) = state.importers.remove(&token) {
-            agent.unregister(token, imp.fd.as_fd());
-        }
+        agent.unregister(token, imp.fd.as_fd());
+        self.forget(&imp);
         drop(state);
+        drop(imp);
         self.unlink(token);
     }
 
     /// Answers a survey (`rsminfo`): the details to root and to the
     /// exporter's own uid, to anyone else only that the segment exists.
-    fn answer_query(&self, fd: &OwnedFd) {
-        let Ok(cred) = socket::getsockopt(fd, socket::sockopt::PeerCredentials) else {
+    /// Listed importers without an event channel are asked whether they
+    /// mapped (an `Ask` on their connection); the answer then waits for
+    /// theirs, up to `SURVEY_WAIT` (`advance_surveys`, which the agent
+    /// calls).
+    fn answer_query(self: &Arc<Self>, agent: &Agent, fd: OwnedFd) {
+        let Ok(cred) = socket::getsockopt(&fd, socket::sockopt::PeerCredentials) else {
             return;
         };
-        let details = {
-            let state = self.state.lock();
-            let Some(listening) = state.listening.as_ref() else {
-                return;
-            };
-            let access = listening.admission.access();
-            // SAFETY: geteuid cannot fail and touches no memory.
-            let euid = unsafe { libc::geteuid() };
-            (cred.uid() == 0 || cred.uid() == euid).then(|| {
-                let channels = self.channels.load();
-                let mut importers: Vec<ImporterReport> = state
+        let mut state = self.state.lock();
+        if state.listening.is_none() {
+            return;
+        }
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let euid = unsafe { libc::geteuid() };
+        if cred.uid() != 0 && cred.uid() != euid {
+            send_answer(&fd, None);
+            return;
+        }
+        let nonce = self.next_ask.fetch_add(1, Ordering::Relaxed);
+        let asked: Vec<u64> = state
+            .importers
+            .iter()
+            .take(survey::MAX_LISTED)
+            .filter(|(_, imp)| !imp.linked)
+            .filter(|(_, imp)| {
+                let ask = wire::encode_ask(nonce);
+                // SAFETY: send reads ask.len() bytes from our buffer.
+                let n = unsafe {
+                    libc::send(
+                        imp.fd.as_raw_fd(),
+                        ask.as_ptr().cast(),
+                        ask.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                n == ask.len() as isize
+            })
+            .map(|(token, _)| *token)
+            .collect();
+        if asked.is_empty() {
+            let details = self.details(&mut state);
+            send_answer(&fd, details.as_ref());
+            return;
+        }
+        state.surveys.push(Survey {
+            client: fd,
+            nonce,
+            asked,
+            deadline: Instant::now() + SURVEY_WAIT,
+        });
+        drop(state);
+        agent.surveying(Arc::downgrade(self));
+    }
+
+    /// Answers the surveys whose importers all answered, or whose time is
+    /// up (those that did not are reported as they last said). Whether
+    /// any is still waiting.
+    pub fn advance_surveys(&self) -> bool {
+        let mut state = self.state.lock();
+        if state.surveys.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        let surveys = std::mem::take(&mut state.surveys);
+        for token in surveys.iter().flat_map(|s| s.asked.iter()) {
+            if let Some(imp) = state.importers.get_mut(token) {
+                drain_status(imp);
+            }
+        }
+        for survey in surveys {
+            let answered = survey.asked.iter().all(|token| {
+                state
                     .importers
-                    .iter()
-                    .take(survey::MAX_LISTED)
-                    .map(|(token, imp)| {
-                        let ch = channels.iter().find(|(t, _)| t == token);
-                        ImporterReport {
-                            info: imp.info.clone(),
-                            mapped: ch.is_some_and(|(_, c)| c.mapped()),
-                            pending_to_exporter: ch.map_or(0, |(_, c)| c.up().count()),
-                            pending_to_importer: ch.map_or(0, |(_, c)| c.down().count()),
-                        }
-                    })
-                    .collect();
-                importers.sort_by_key(|i| i.info.pid);
-                SegmentDetails {
-                    size: state.region.as_ref().map_or(0, |r| r.size()) as u64,
-                    pid: std::process::id(),
-                    access,
-                    pending_departed: self.own().count(),
-                    more: state.importers.len().saturating_sub(importers.len()) as u64,
-                    importers,
+                    .get(token)
+                    .is_none_or(|imp| imp.linked || imp.answered >= survey.nonce)
+            });
+            if answered || now >= survey.deadline {
+                let details = self.details(&mut state);
+                if state.listening.is_some() {
+                    send_answer(&survey.client, details.as_ref());
+                }
+            } else {
+                state.surveys.push(survey);
+            }
+        }
+        !state.surveys.is_empty()
+    }
+
+    /// What a survey shows of this segment, if it is published.
+    fn details(&self, state: &mut State) -> Option<SegmentDetails> {
+        let listening = state.listening.as_ref()?;
+        let access = listening.admission.access();
+        let channels = self.channels.load();
+        let more = state.importers.len().saturating_sub(survey::MAX_LISTED) as u64;
+        let mut importers: Vec<ImporterReport> = state
+            .importers
+            .iter_mut()
+            .take(survey::MAX_LISTED)
+            .map(|(token, imp)| {
+                let ch = channels.iter().find(|(t, _)| t == token);
+                // An importer that has its channel says it there; before,
+                // when asked (`drain_status`).
+                let mapped = match ch {
+                    Some((_, c)) if imp.linked => c.mapped(),
+                    _ => {
+                        drain_status(imp);
+                        imp.mapped
+                    }
+                };
+                ImporterReport {
+                    info: imp.info.clone(),
+                    mapped,
+                    pending_to_exporter: ch.map_or(0, |(_, c)| c.up().count()),
+                    pending_to_importer: ch.map_or(0, |(_, c)| c.down().count()),
                 }
             })
-        };
-        let text = survey::encode(details.as_ref());
-        let bytes = &text.as_bytes()[..text.len().min(wire::ANSWER_MAX)];
-        // SAFETY: send reads bytes.len() bytes from `bytes`.
-        unsafe {
-            libc::send(
-                fd.as_raw_fd(),
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
+            .collect();
+        importers.sort_by_key(|i| i.info.pid);
+        Some(SegmentDetails {
+            size: state.region.as_ref().map_or(0, |r| r.size()) as u64,
+            pid: std::process::id(),
+            access,
+            pending_departed: self.own().count(),
+            more,
+            importers,
+        })
     }
 
     fn unpublish_locked(&self, state: &mut State) -> RsmResult<()> {
@@ -481,7 +739,9 @@ impl ShmExport {
         drop(listening);
         let notice = wire::encode_notice(wire::NOTICE_UNPUBLISHED);
         let tokens: Vec<u64> = state.importers.keys().copied().collect();
-        for (token, imp) in state.importers.drain() {
+        let importers: Vec<(u64, Importer)> = state.importers.drain().collect();
+        for (token, imp) in importers {
+            self.forget(&imp);
             // SAFETY: send reads notice.len() bytes from our buffer.
             unsafe {
                 libc::send(
@@ -818,6 +1078,9 @@ impl Waitable for ShmExport {
 
 impl Signals for ShmExportPort {
     fn post(&self, no_accumulate: bool) -> RsmResult<()> {
+        if self.0.unlinked.load(Ordering::SeqCst) != 0 {
+            self.0.link_all()?;
+        }
         for (_, ch) in self.0.channels.load().iter() {
             ch.down().post(ch.poster(), no_accumulate, &ch.down);
         }

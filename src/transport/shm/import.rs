@@ -6,7 +6,7 @@
 use super::agent::{self, Agent, Handler};
 use super::channel::{self, Channel};
 use super::export::segment_name;
-use super::wire::{Reply, Request};
+use super::wire::{self, Attach, Reply, Request};
 use crate::config::NodeId;
 use crate::error::{RsmError, RsmResult};
 use crate::transport::events::{self, Doorbell, Waitable, Woke};
@@ -14,7 +14,7 @@ use crate::transport::{ImportPort, Signals};
 use nix::sys::socket::{
     self, connect, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
 };
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::mem::{size_of, size_of_val};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -34,6 +34,13 @@ struct State {
 /// An import segment on the same-host transport.
 pub struct ShmImport {
     sock: OwnedFd,
+    /// The segment's socket, for the second connection that fetches the
+    /// event channel (`ask_for_channel`), and how long to wait for the
+    /// answer.
+    addr: UnixAddr,
+    timeout: Duration,
+    /// What the exporter's reply named this connection with.
+    attach: Attach,
     /// The agent's token for `sock` while it watches it; 0 after.
     token: AtomicU64,
     size: usize,
@@ -47,8 +54,15 @@ pub struct ShmImport {
     /// long as this import. Set under the state lock.
     data: OnceLock<Mapping>,
     state: Mutex<State>,
-    /// Signals both ways (channel.rs).
-    channel: Channel,
+    /// Signals both ways (channel.rs): fetched from the exporter on first
+    /// use, so a connect that never signals pays nothing for it. Set under
+    /// the state lock (see `channel`).
+    channel: OnceLock<Channel>,
+    /// Held while fetching the channel: one fetch at a time.
+    attaching: Mutex<()>,
+    /// Signalled (with the state lock) when the channel is set or the
+    /// connection aborted.
+    settled: Condvar,
     /// Whether the program holds the pollfd (the `down` counter is armed
     /// then; waits sleep on its `wakes` word and need no arming).
     watched: Mutex<bool>,
@@ -151,6 +165,7 @@ enum Attempt {
 fn recv_with_fds(
     sock: &OwnedFd,
     buf: &mut [u8; 64],
+    flags: i32,
 ) -> Result<(usize, Vec<OwnedFd>, bool), nix::errno::Errno> {
     const MAX_FDS: usize = 8;
     // u64 elements: the control buffer must be aligned for cmsghdr.
@@ -171,7 +186,7 @@ fn recv_with_fds(
     msg.msg_controllen = space;
     // SAFETY: recvmsg writes at most iov_len bytes into `buf` and at most
     // msg_controllen bytes into `control`.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC | flags) };
     if n < 0 {
         return Err(nix::errno::Errno::last());
     }
@@ -213,8 +228,20 @@ fn listening(addr: &UnixAddr) -> bool {
     )
 }
 
-fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) -> Attempt {
-    let fail = |e: RsmError| Attempt::Done(Err(e));
+/// What one exchange of a packet for a reply on a new connection to a
+/// segment's socket gave.
+enum Exchange {
+    /// The reply, the descriptors sent along, and the connection.
+    Answer(Reply, Vec<OwnedFd>, OwnedFd),
+    /// No socket by that name.
+    Absent,
+    /// Closed without an answer: unpublished meanwhile, or dropped.
+    Dropped,
+    Failed(RsmError),
+}
+
+/// Connects to `addr`, sends `packet`, and receives the reply.
+fn exchange(addr: &UnixAddr, packet: &[u8], timeout: Duration) -> Exchange {
     let sock = match socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -222,85 +249,105 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
         None,
     ) {
         Ok(s) => s,
-        Err(e) => return fail(RsmError::from_alloc_errno(e as i32)),
+        Err(e) => return Exchange::Failed(RsmError::from_alloc_errno(e as i32)),
     };
     let tv = nix::sys::time::TimeVal::new(timeout.as_secs() as i64, timeout.subsec_micros() as i64);
     let _ = socket::setsockopt(&sock, socket::sockopt::ReceiveTimeout, &tv);
     match connect(sock.as_raw_fd(), addr) {
         Ok(()) => {}
         Err(nix::errno::Errno::ECONNREFUSED) | Err(nix::errno::Errno::ENOENT) => {
-            return Attempt::Absent
+            return Exchange::Absent
         }
-        Err(e) => return fail(errno_of(e)),
+        Err(e) => return Exchange::Failed(errno_of(e)),
     }
-    let request = Request {
-        node: local_node,
-        perm,
-    }
-    .encode();
     // Non-blocking: a full queue means an exporter under a flood, which
     // is retried like a dropped connection (no send timeout to set up).
     match socket::send(
         sock.as_raw_fd(),
-        &request,
+        packet,
         MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
     ) {
-        Ok(n) if n == request.len() => {}
+        Ok(n) if n == packet.len() => {}
         Ok(_)
         | Err(nix::errno::Errno::EPIPE)
         | Err(nix::errno::Errno::ECONNRESET)
-        | Err(nix::errno::Errno::EAGAIN) => return Attempt::Dropped,
-        Err(e) => return fail(errno_of(e)),
+        | Err(nix::errno::Errno::EAGAIN) => return Exchange::Dropped,
+        Err(e) => return Exchange::Failed(errno_of(e)),
     }
     let mut buf = [0u8; 64];
-    let (n, fds, truncated) = match recv_with_fds(&sock, &mut buf) {
+    let (n, fds, truncated) = match recv_with_fds(&sock, &mut buf, 0) {
         Ok(got) => got,
         Err(nix::errno::Errno::ECONNRESET) | Err(nix::errno::Errno::EPIPE) => {
-            return Attempt::Dropped
+            return Exchange::Dropped
         }
-        Err(e) => return fail(errno_of(e)),
+        Err(e) => return Exchange::Failed(errno_of(e)),
     };
     if truncated {
         // No room for every descriptor (RLIMIT_NOFILE): the ones that
         // came are closed with `fds`.
         crate::why!("connect: no descriptor free for what the exporter sent");
-        return fail(RsmError::InsufficientResources);
+        return Exchange::Failed(RsmError::InsufficientResources);
     }
     let Some(reply) = Reply::decode(&buf[..n]) else {
-        return Attempt::Dropped;
+        return Exchange::Dropped;
+    };
+    if fds.len() != reply.fds as usize {
+        crate::why!(
+            "connect: the exporter said {} descriptors and sent {}",
+            reply.fds,
+            fds.len()
+        );
+        return Exchange::Failed(RsmError::InternalError);
+    }
+    Exchange::Answer(reply, fds, sock)
+}
+
+/// The error a refusing reply carries.
+fn refusal(status: i32) -> RsmError {
+    crate::error::ALL
+        .iter()
+        .copied()
+        .find(|e| e.code() == status)
+        .unwrap_or(RsmError::InternalError)
+}
+
+fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) -> Attempt {
+    let fail = |e: RsmError| Attempt::Done(Err(e));
+    let request = Request {
+        node: local_node,
+        perm,
+    }
+    .encode();
+    let (reply, fds, sock) = match exchange(addr, &request, timeout) {
+        Exchange::Answer(reply, fds, sock) => (reply, fds, sock),
+        Exchange::Absent => return Attempt::Absent,
+        Exchange::Dropped => return Attempt::Dropped,
+        Exchange::Failed(e) => return fail(e),
     };
     if reply.status != 0 {
-        let code = crate::error::ALL
-            .iter()
-            .copied()
-            .find(|e| e.code() == reply.status);
-        return fail(code.unwrap_or(RsmError::InternalError));
+        return fail(refusal(reply.status));
     }
     let Ok(size) = usize::try_from(reply.size) else {
         return fail(RsmError::InternalError);
     };
-    // The segment's descriptor if any rights were granted, then the
-    // event channel: its page, the exporter's doorbell (write end), ours
-    // (read and write ends); wire.rs.
-    let expected = usize::from(reply.rights != 0) + 4;
-    if fds.len() != expected || reply.fds as usize != expected {
+    // The segment's descriptor if any rights were granted (wire.rs).
+    let expected = usize::from(reply.rights != 0);
+    if fds.len() != expected {
         crate::why!(
             "connect: expected {expected} descriptors, got {}",
             fds.len()
         );
         return fail(RsmError::InternalError);
     }
-    let mut fds = fds.into_iter();
-    let memfd = if reply.rights != 0 { fds.next() } else { None };
-    let channel = match (fds.next(), fds.next(), fds.next(), fds.next()) {
-        (Some(page), Some(up), Some(r), Some(w)) => match Channel::attach(page, up, r, w) {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        },
-        _ => return fail(RsmError::InternalError),
-    };
+    let memfd = fds.into_iter().next();
     let import = Arc::new(ShmImport {
         sock,
+        addr: *addr,
+        timeout,
+        attach: Attach {
+            token: reply.token,
+            secret: reply.secret,
+        },
         token: AtomicU64::new(0),
         size,
         rights: reply.rights,
@@ -311,7 +358,9 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
             memfd,
             mapping: None,
         }),
-        channel,
+        channel: OnceLock::new(),
+        attaching: Mutex::new(()),
+        settled: Condvar::new(),
         watched: Mutex::new(false),
     });
     let registered = agent::agent().and_then(|agent| {
@@ -330,8 +379,52 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
 }
 
 impl ShmImport {
+    /// Our connection is readable: the exporter sent our event channel
+    /// (wire.rs), which is taken, or asks whether we mapped (a survey),
+    /// which is answered; or its notice, or it closed, or it sent anything
+    /// else: a forced disconnect. Only the agent reads it.
+    pub fn import_event(&self, agent: &Agent, token: u64) {
+        loop {
+            let mut buf = [0u8; 64];
+            let (n, fds, truncated) = match recv_with_fds(&self.sock, &mut buf, libc::MSG_DONTWAIT)
+            {
+                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => return,
+                Err(_) => (0, Vec::new(), false),
+                Ok(got) => got,
+            };
+            if let Some(nonce) = wire::decode_ask(&buf[..n.min(buf.len())]) {
+                self.answer_ask(nonce);
+                continue;
+            }
+            let reply = Reply::decode(&buf[..n.min(buf.len())]).filter(|_| n == wire::REPLY_LEN);
+            let channel = match (reply, truncated) {
+                (Some(r), false) if r.status == 0 && r.fds == 4 && self.channel.get().is_none() => {
+                    let mut fds = fds.into_iter();
+                    match (fds.next(), fds.next(), fds.next(), fds.next(), fds.next()) {
+                        (Some(page), Some(up), Some(r), Some(w), None) => {
+                            Channel::attach(page, up, r, w).ok()
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            match channel {
+                Some(ch) => {
+                    self.install(ch);
+                }
+                None => {
+                    if truncated {
+                        crate::why!("import: no descriptor free for the event channel");
+                    }
+                    return self.exporter_gone(agent, token);
+                }
+            }
+        }
+    }
+
     /// The exporter sent its notice or its socket closed: forced disconnect.
-    pub fn exporter_gone(&self, agent: &Agent, token: u64) {
+    fn exporter_gone(&self, agent: &Agent, token: u64) {
         self.token.store(0, Ordering::Release);
         agent.unregister(token, self.sock.as_fd());
         let mut state = self.state.lock();
@@ -351,12 +444,140 @@ impl ShmImport {
         }
 
         state.memfd = None; // let the exporter's memory go
+        self.settled.notify_all();
         drop(state);
         // Wake every waiter and poller: they report RSMERR_CONN_ABORTED
         // once the events posted before are consumed (spec 5.2 leaves
-        // them asleep; docs/compatibility.md).
-        self.channel.down.ring();
-        self.channel.down().wake_all(&DownBell(self));
+        // them asleep; docs/compatibility.md). A channel set after the
+        // lock above sees `aborted` and does this itself (`channel`).
+        if let Some(ch) = self.channel.get() {
+            ch.down.ring();
+            ch.down().wake_all(&DownBell(self, ch));
+        }
+    }
+
+    /// The event channel, fetched from the exporter on first use. If the
+    /// exporter is gone (or dropped this connection), a dead channel of
+    /// our own stands in: the forced disconnect rings it like any other.
+    fn channel(&self) -> RsmResult<&Channel> {
+        if let Some(ch) = self.channel.get() {
+            return Ok(ch);
+        }
+        let _one = self.attaching.lock();
+        if let Some(ch) = self.channel.get() {
+            return Ok(ch);
+        }
+        let asked = !self.aborted.load(Ordering::Acquire) && self.ask_for_channel()?;
+        // Asked: it was sent on our connection before the answer, and the
+        // agent takes it. Refused (the exporter dropped us or is gone): it
+        // may still have sent it before, followed by the end, which the
+        // agent reads in order; then its events are still ours.
+        if asked || self.connection_readable() {
+            let mut state = self.state.lock();
+            let deadline = std::time::Instant::now() + self.timeout;
+            while self.channel.get().is_none() && !self.aborted.load(Ordering::Acquire) {
+                if self.settled.wait_until(&mut state, deadline).timed_out() {
+                    break;
+                }
+            }
+            drop(state);
+            if let Some(ch) = self.channel.get() {
+                return Ok(ch);
+            }
+            if asked && !self.aborted.load(Ordering::Acquire) {
+                crate::why!("signal: the exporter said it sent the event channel; none came");
+                return Err(RsmError::RemoteNodeUnreachable);
+            }
+        }
+        Ok(self.install(Channel::dead()?))
+    }
+
+    /// Whether something waits on our connection (a packet, or its end)
+    /// for the agent to read.
+    fn connection_readable(&self) -> bool {
+        let mut byte = 0u8;
+        // SAFETY: recv writes at most 1 byte into `byte`.
+        let n = unsafe {
+            libc::recv(
+                self.sock.as_raw_fd(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n >= 0
+    }
+
+    /// Sets the channel (the first one set stays), under the state lock,
+    /// against `exporter_gone` and map/unmap: an abort before it is
+    /// passed on to it here, one after it finds it.
+    fn install(&self, ch: Channel) -> &Channel {
+        let state = self.state.lock();
+        let ch = self.channel.get_or_init(|| ch);
+        ch.set_mapped(state.mapping.is_some());
+        let aborted = self.aborted.load(Ordering::Acquire);
+        self.settled.notify_all();
+        drop(state);
+        if aborted {
+            ch.down.ring();
+            ch.down().wake_all(&DownBell(self, ch));
+        }
+        ch
+    }
+
+    /// Asks the exporter, over a second connection, to send our channel
+    /// on this one. `false`: it no longer knows this connection (or is
+    /// gone).
+    fn ask_for_channel(&self) -> RsmResult<bool> {
+        let packet = self.attach.encode();
+        let mut backoff = Duration::from_millis(1);
+        for _ in 0..DROPPED_RETRIES {
+            match exchange(&self.addr, &packet, self.timeout) {
+                Exchange::Answer(reply, _, _) => {
+                    return match reply.status {
+                        0 => Ok(true),
+                        s if s == RsmError::ConnAborted.code() => Ok(false),
+                        s => Err(refusal(s)),
+                    };
+                }
+                Exchange::Absent => return Ok(false),
+                Exchange::Failed(e) => return Err(e),
+                Exchange::Dropped => {
+                    if !listening(&self.addr) {
+                        return Ok(false);
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
+        crate::why!("signal: the exporter dropped us {DROPPED_RETRIES} times; overloaded");
+        Err(RsmError::InsufficientResources)
+    }
+
+    /// Says (for `rsminfo`) whether we hold an explicit mapping: in the
+    /// channel's page if we have it; else only when the exporter asks
+    /// (`import_event`), so a map costs no message.
+    fn say_mapped(&self, on: bool) {
+        if let Some(ch) = self.channel.get() {
+            ch.set_mapped(on);
+        }
+    }
+
+    /// Answers the exporter's ask `nonce` (a survey) with whether we hold
+    /// an explicit mapping.
+    fn answer_ask(&self, nonce: u64) {
+        let mapped = self.state.lock().mapping.is_some();
+        let packet = wire::encode_status(mapped, nonce);
+        // SAFETY: send reads packet.len() bytes from our buffer.
+        unsafe {
+            libc::send(
+                self.sock.as_raw_fd(),
+                packet.as_ptr().cast(),
+                packet.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
     }
 
     /// The agent stops watching our socket (once: later calls do nothing).
@@ -370,12 +591,18 @@ impl ShmImport {
     }
 
     /// Arms the `down` counter while the program holds the pollfd.
-    fn watch(&self, on: bool) {
+    fn watch(&self, on: bool) -> RsmResult<()> {
+        let ch = match self.channel.get() {
+            Some(ch) => ch,
+            None if !on => return Ok(()), // never armed
+            None => self.channel()?,
+        };
         let mut watched = self.watched.lock();
         if *watched != on {
             *watched = on;
-            self.channel.down().arm(on, &DownBell(self));
+            ch.down().arm(on, &DownBell(self, ch));
         }
+        Ok(())
     }
 }
 
@@ -396,20 +623,20 @@ impl Doorbell for PipeEnd<'_> {
 
 /// The importer's doorbell. After a forced disconnect it is never drained
 /// again, so every waiter and poller, now or later, wakes and learns of it.
-struct DownBell<'a>(&'a ShmImport);
+struct DownBell<'a>(&'a ShmImport, &'a Channel);
 
 impl Doorbell for DownBell<'_> {
     fn ring(&self) {
-        self.0.channel.down.ring();
+        self.1.down.ring();
     }
     fn drain(&self) {
         if self.0.aborted.load(Ordering::Acquire) {
             return;
         }
-        self.0.channel.down.drain();
+        self.1.down.drain();
         // The abort's ring may have come just before that read.
         if self.0.aborted.load(Ordering::Acquire) {
-            self.0.channel.down.ring();
+            self.1.down.ring();
         }
     }
     fn wake(&self, wakes: &AtomicU32) {
@@ -417,32 +644,42 @@ impl Doorbell for DownBell<'_> {
     }
 }
 
-impl Waitable for ShmImport {
+/// An import with its channel, as the counter protocol waits on it.
+struct Attached<'a>(&'a ShmImport, &'a Channel);
+
+impl<'a> Attached<'a> {
+    fn of(import: &'a ShmImport) -> RsmResult<Self> {
+        Ok(Attached(import, import.channel()?))
+    }
+}
+
+impl Waitable for Attached<'_> {
     fn take(&self) -> bool {
-        self.channel.down().take(&DownBell(self))
+        self.1.down().take(&DownBell(self.0, self.1))
     }
 
     fn pending(&self) -> bool {
-        self.channel.down().pending()
+        self.1.down().pending()
     }
 
     fn ended(&self) -> Option<RsmError> {
-        self.aborted
+        self.0
+            .aborted
             .load(Ordering::Acquire)
             .then_some(RsmError::ConnAborted)
     }
 
     fn sleep(&self, timeout_ms: i32) -> RsmResult<Woke> {
-        let down = self.channel.down();
+        let down = self.1.down();
         let seen = down.prepare_sleep();
-        if down.pending() || self.aborted.load(Ordering::SeqCst) {
+        if down.pending() || self.0.aborted.load(Ordering::SeqCst) {
             return Ok(Woke::Woken);
         }
         channel::futex_sleep(down.wakes(), seen, timeout_ms)
     }
 
     fn settle(&self) {
-        self.channel.down().settle(&DownBell(self));
+        self.1.down().settle(&DownBell(self.0, self.1));
     }
 }
 
@@ -451,7 +688,7 @@ impl Signals for ShmImportPort {
         // After a forced disconnect nobody reads the counter: a silent
         // success, as on Solaris (spec 5.2).
         if !self.0.aborted.load(Ordering::Acquire) {
-            let ch = &self.0.channel;
+            let ch = self.0.channel()?;
             ch.up()
                 .post(ch.poster(), no_accumulate, &PipeEnd(ch.up.as_ref()));
         }
@@ -459,20 +696,19 @@ impl Signals for ShmImportPort {
     }
 
     fn wait(&self, timeout_ms: i32) -> RsmResult<()> {
-        events::wait(&*self.0, timeout_ms, events::spin())
+        events::wait(&Attached::of(&self.0)?, timeout_ms, events::spin())
     }
 
     fn take(&self) -> RsmResult<bool> {
-        events::take_now(&*self.0)
+        events::take_now(&Attached::of(&self.0)?)
     }
 
     fn pollfd(&self) -> RsmResult<RawFd> {
-        Ok(self.0.channel.down.read_fd())
+        Ok(self.0.channel()?.down.read_fd())
     }
 
     fn watch(&self, on: bool) -> RsmResult<()> {
-        self.0.watch(on);
-        Ok(())
+        self.0.watch(on)
     }
 }
 
@@ -501,16 +737,16 @@ impl ImportPort for ShmImportPort {
         let p = crate::transport::map_shared(memfd.as_raw_fd(), offset as u64, len, prot, fixed)
             .map_err(crate::transport::map_error)?;
         state.mapping = Some(Mapping { addr: p, len });
-        self.0.channel.set_mapped(true);
+        self.0.say_mapped(true);
         Ok(p)
     }
 
     fn unmap(&self) -> RsmResult<()> {
         let mut state = self.0.state.lock();
         let m = state.mapping.take().ok_or(RsmError::SegNotMapped)?;
-        self.0.channel.set_mapped(false);
         // SAFETY: our own mapping (segment or, after an abort, trash).
         unsafe { libc::munmap(m.addr as *mut _, m.len) };
+        self.0.say_mapped(false);
         Ok(())
     }
 
@@ -572,10 +808,16 @@ impl ImportPort for ShmImportPort {
             trash(m);
         }
         state.memfd = None;
-        // The exporter's agent sees end of file at once, although the
-        // descriptor itself is closed only when the last reference goes.
-        // SAFETY: shutdown on our own socket.
-        unsafe { libc::shutdown(self.0.sock.as_raw_fd(), libc::SHUT_RDWR) };
+        drop(state);
+        // Unshared and with no other reference (the agent no longer takes
+        // one once we left it), the socket closes as the port is dropped,
+        // right after this. Otherwise the exporter's agent must still see
+        // end of file at once, although the descriptor itself is closed
+        // only when the last reference goes.
+        if shared || Arc::strong_count(&self.0) > 1 {
+            // SAFETY: shutdown on our own socket.
+            unsafe { libc::shutdown(self.0.sock.as_raw_fd(), libc::SHUT_RDWR) };
+        }
     }
 }
 
