@@ -709,6 +709,10 @@ static void forked_posters(void)
 {
     enum { N = 50000 };
     struct local s = local_open();
+    /* The connection's event channel is made at its first signal; a child
+     * shares it only if it existed before the fork (docs/compatibility.md). */
+    CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(s.ex, 5000), RSM_SUCCESS);
     int go[2];
     CHECK(pipe(go) == 0);
     pid_t pid = child();
