@@ -1,7 +1,8 @@
 /*
  * A hostile local client cannot crash, hang or stall an exporter. Clients
  * running as uid 65534 talk to the segment's socket directly (an abstract
- * SOCK_SEQPACKET socket "rsm/<fabric>/<node>/<segid>"): they connect and
+ * SOCK_SEQPACKET socket "rsm/<fabric>/<node>/<segid>/<tag>", found in
+ * /proc/net/unix as any local user can): they connect and
  * send nothing, send garbage, oversized or short packets, a wrong magic,
  * descriptors by SCM_RIGHTS, raw requests for rights they do not have, and
  * open a flood of connections that they keep open. Meanwhile a legitimate
@@ -75,11 +76,33 @@ static void become_nobody(void)
 static char pattern(size_t i) { return (char)('A' + i % 23); }
 #define COUNTER_OFF (len - sizeof(uint32_t))
 
+/* The segment's socket name (without the leading NUL) into `name`, as a
+ * local user finds it: the listening entry of /proc/net/unix whose path
+ * starts "@rsm/<fabric>/0/<segid>/". Its length, or -1. */
+static int find_name(char *name, size_t size)
+{
+    char prefix[100], line[512];
+    snprintf(prefix, sizeof prefix, "@rsm/%s/%d/%u/", fabric, 0, (unsigned)seg_id);
+    FILE *f = fopen("/proc/net/unix", "r");
+    if (!f) return -1;
+    int n = -1;
+    while (n < 0 && fgets(line, sizeof line, f)) {
+        char *path = strrchr(line, ' ');
+        if (!path || strncmp(path + 1, prefix, strlen(prefix)) != 0) continue;
+        path++;
+        path[strcspn(path, "\n")] = 0;
+        if (strlen(path + 1) < size) n = snprintf(name, size, "%s", path + 1);
+    }
+    fclose(f);
+    return n;
+}
+
 /* A raw connection to the segment's socket, or -1. */
 static int raw_connect(void)
 {
-    char name[100];
-    int n = snprintf(name, sizeof name, "rsm/%s/%d/%u", fabric, 0, (unsigned)seg_id);
+    static char name[100];
+    static int n = -1;
+    if (n < 0 && (n = find_name(name, sizeof name)) < 0) return -1;
     struct sockaddr_un addr;
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;

@@ -145,7 +145,7 @@ impl World {
         let shm0 = get_controller(c"shm0");
         let (va, sa) = export(shm0, 2, SEG_A, &ACL_A);
         let (vb, sb) = export(loopback, 1, SEG_B, &[]);
-        let name = |id: u32| format!("rsm/{fabric}/0/{id}").into_bytes();
+        let name = |id: u32| rsm::transport::shm::segment_name(&fabric, 0, id).into_bytes();
         // Descriptors to send as garbage: /dev/null, a pipe, an eventfd, a memfd.
         let mut garbage = Vec::new();
         // SAFETY: plain syscalls creating descriptors we keep.

@@ -15,6 +15,8 @@ mod import;
 pub(crate) mod memory;
 pub mod wire;
 
+pub use export::segment_name;
+
 use crate::config::NodeId;
 use crate::error::{RsmError, RsmResult};
 use crate::transport::survey::{self, Present, SegmentDetails, SegmentReport};
@@ -231,7 +233,9 @@ fn parse_published(table: &str, prefix: &str) -> Vec<(NodeId, u32)> {
         })
         .filter_map(|path| path.strip_prefix('@')?.strip_prefix(prefix))
         .filter_map(|rest| {
-            let (node, segid) = rest.split_once('/')?;
+            // node/segid/tag
+            let mut parts = rest.split('/');
+            let (node, segid) = (parts.next()?, parts.next()?);
             Some((node.parse().ok()?, segid.parse().ok()?))
         })
         .collect();
@@ -317,16 +321,48 @@ mod tests {
         assert!(parse_present_nodes(table, "rsm/none/present/").is_empty());
     }
 
+    /// Names spread evenly over the kernel's 256 chains: what a lookup
+    /// walks, on average, is what a random spread gives (N/256 + 1), where
+    /// plain decimal names made it about ten times as long.
+    #[test]
+    fn segment_names_spread_over_the_kernel_chains() {
+        const N: u32 = 10_000;
+        let mut chains = [0u64; 256];
+        for id in 0x40_0000..0x40_0000 + N {
+            let name = segment_name("scale-1234", 0, id);
+            let (prefix, tag) = name.rsplit_once('/').unwrap();
+            assert_eq!(prefix, format!("rsm/scale-1234/0/{id}"));
+            assert!(tag.len() >= 4 && tag.bytes().all(|c| (0x21..=0x7e).contains(&c)));
+            assert_eq!(name, segment_name("scale-1234", 0, id), "stable");
+            chains[usize::from(export::chain_of(name.as_bytes()))] += 1;
+        }
+        let walked = chains.iter().map(|&c| c * c).sum::<u64>() as f64 / f64::from(N);
+        let even = f64::from(N) / 256.0 + 1.0;
+        assert!(
+            walked < even * 1.2,
+            "mean chain {walked:.1}, even {even:.1}"
+        );
+        // Plain names, for the record of why: far from even.
+        let mut plain = [0u64; 256];
+        for id in 0x40_0000..0x40_0000 + N {
+            plain[usize::from(export::chain_of(
+                format!("rsm/scale-1234/0/{id}").as_bytes(),
+            ))] += 1;
+        }
+        let walked_plain = plain.iter().map(|&c| c * c).sum::<u64>() as f64 / f64::from(N);
+        assert!(walked_plain > even * 5.0, "plain names: {walked_plain:.1}");
+    }
+
     #[test]
     fn parses_processes_and_published_segments() {
         let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
             0000000000000000: 00000002 00000000 00000000 0005 01 1001 @rsm/lab/present/3/77/shm0\n\
             0000000000000000: 00000002 00000000 00000000 0005 01 1002 @rsm/lab/present/1/78/shm1\n\
-            0000000000000000: 00000002 00000000 00010000 0005 01 1003 @rsm/lab/3/4096\n\
-            0000000000000000: 00000003 00000000 00000000 0005 03 1004 @rsm/lab/3/4096\n\
-            0000000000000000: 00000002 00000000 00010000 0005 01 1005 @rsm/lab/1/2147483648\n\
-            0000000000000000: 00000002 00000000 00010000 0005 01 1006 @rsm/other/1/7\n\
-            0000000000000000: 00000002 00000000 00010000 0005 01 1007 @rsm/lab/x/7\n";
+            0000000000000000: 00000002 00000000 00010000 0005 01 1003 @rsm/lab/3/4096/_a<b=\n\
+            0000000000000000: 00000003 00000000 00000000 0005 03 1004 @rsm/lab/3/4096/_a<b=\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 1005 @rsm/lab/1/2147483648/@$@%\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 1006 @rsm/other/1/7/abcd\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 1007 @rsm/lab/x/7/abcd\n";
         let p = parse_present(table, "rsm/lab/present/");
         assert_eq!(p.len(), 2);
         assert_eq!(
