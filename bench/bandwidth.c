@@ -15,8 +15,9 @@
  *           size streams through memory (what bench/databench.c measured
  *           before this suite)
  * Each measurement lasts about 30 ms, 90 ms from 1 MiB (ucx_perftest:
- * 1 GiB or a million calls); ours and the baselines alternate within a run, in an order that
- * turns from run to run. Targets (issue 6): put and get >= 0.95x memcpy from 64 KiB
+ * 1 GiB or a million calls), cut into 6 slices that alternate with the
+ * baseline's, so drift in the machine during a run hits both alike; the
+ * order turns from run to run. Targets (issue 6): put and get >= 0.95x memcpy from 64 KiB
  * up; put >= UCX put bandwidth at every size.
  */
 #define _GNU_SOURCE
@@ -47,32 +48,67 @@ static void copy(enum op op, size_t off, size_t size)
     }
 }
 
-/* GB/s (1e9 bytes) moving `size` bytes per call for about `seconds`. An
- * untimed first pass (an eighth of the calls, at least one pass over the
- * segment in the stream pattern) sizes the run and puts the caches in
- * this operation's own steady state, not the one the previous measurement
- * left behind (for sizes near the cache size that decided the figure). */
-static double bandwidth(enum op op, enum pattern pat, size_t size, double seconds, int run)
+/* Where each operation's next call goes in the stream pattern: a slice
+ * goes on where the previous one of the same operation stopped. */
+static size_t next_block[N_OP];
+
+/* Calls of `op` that take about `seconds`, found by an untimed first pass
+ * (an eighth of the time, at least one pass over the segment in the
+ * stream pattern) that also puts the caches in this operation's own
+ * steady state, not the one the previous measurement left behind (for
+ * sizes near the cache size that decided the figure). */
+static long calibrate(enum op op, enum pattern pat, size_t size, double seconds, size_t base)
 {
-    /* hot: the block moves between runs (one of 4 places), so that where
-     * its pages sit in the caches, which decides sizes that just fit,
-     * varies as the median is taken */
     size_t span = pat == HOT ? 1 : seg_len / size;
-    size_t base = pat == HOT && 4 * size <= seg_len ? (size_t)(run % 4) * size : 0;
-    long warm = (long)span, reps;
+    long warm = (long)span;
     double t0 = now();
     for (long i = 0; i < warm; i++) copy(op, base + (size_t)(i % (long)span) * size, size);
     while (now() - t0 < seconds / 8) { /* small sizes: more warm-up calls */
         for (long i = 0; i < warm; i++) copy(op, base + (size_t)(i % (long)span) * size, size);
         warm *= 2;
     }
-    reps = (long)((double)warm * seconds / (now() - t0));
-    if (reps < 4) reps = 4;
-    t0 = now();
-    for (long i = 0; i < reps; i++) copy(op, base + (size_t)(i % (long)span) * size, size);
-    double t = now() - t0;
+    long reps = (long)((double)warm * seconds / (now() - t0));
+    return reps < 4 ? 4 : reps;
+}
+
+/* Seconds `reps` calls of `op` take. */
+static double timed(enum op op, enum pattern pat, size_t size, long reps, size_t base)
+{
+    size_t span = pat == HOT ? 1 : seg_len / size;
+    double t0 = now();
+    for (long i = 0; i < reps; i++) {
+        copy(op, base + (next_block[op] % span) * size, size);
+        next_block[op]++;
+    }
+    return now() - t0;
+}
+
+/* Slices a measurement is cut into; ours and its baseline alternate. */
+#define SLICES 6
+
+/* GB/s (1e9 bytes) of ours (`a`) and its baseline (`b`), moving `size`
+ * bytes per call for about `seconds` each. The two alternate in SLICES
+ * slices, starting with either in turn, so a change in the machine's
+ * state during the measurement (another VM, a frequency step) hits both
+ * alike: the ratio of the sums is what the targets read. */
+static void pair(enum op a, enum op b, enum pattern pat, size_t size, double seconds, int run, double *ga, double *gb)
+{
+    /* hot: the block moves between runs (one of 4 places), so that where
+     * its pages sit in the caches, which decides sizes that just fit,
+     * varies as the median is taken */
+    size_t base = pat == HOT && 4 * size <= seg_len ? (size_t)(run % 4) * size : 0;
+    enum op op[2] = {a, b};
+    long reps[2];
+    double t[2] = {0, 0};
+    for (int k = 0; k < 2; k++) reps[k] = calibrate(op[k], pat, size, seconds / SLICES, base);
+    for (int i = 0; i < SLICES; i++)
+        for (int j = 0; j < 2; j++) {
+            int k = (i + j + run) % 2;
+            t[k] += timed(op[k], pat, size, reps[k], base);
+        }
     if (local[size / 2] == 0x5A) fputc(' ', stderr); /* keep the copies */
-    return (double)size * (double)reps / t / 1e9;
+    *ga = (double)size * (double)reps[0] * SLICES / t[0] / 1e9;
+    *gb = (double)size * (double)reps[1] * SLICES / t[1] / 1e9;
 }
 
 /* The exporter: publishes the segment, then idles until told to leave. */
@@ -123,11 +159,13 @@ int main(int argc, char **argv)
     for (int run = 0; run <= B.runs; run++) /* run 0 warms up */
         for (int s = 0; s < n_sizes; s++) {
             for (int p = 0; p < N_PATTERN; p++)
-                for (int k = 0; k < N_OP; k++) { /* the order turns with each run */
-                    int op = (k + run) % N_OP;
+                for (int k = 0; k < 2; k++) { /* put, then get first, turning with each run */
+                    int dir = (k + run) % 2;
+                    int ours = dir ? GET : PUT, base = dir ? MEMCPY_OUT : MEMCPY_IN;
                     double t = sizes[s] >= (1u << 20) ? 3 * seconds : seconds; /* few calls: noisier */
-                    double g = bandwidth(op, p, sizes[s], run ? t : t / 8, run);
-                    if (run) v[op][p][s][run - 1] = g;
+                    double go, gb;
+                    pair(ours, base, p, sizes[s], run ? t : t / 8, run, &go, &gb);
+                    if (run) v[ours][p][s][run - 1] = go, v[base][p][s][run - 1] = gb;
                 }
             if (!run) continue;
             long iters = (long)(ucx_budget / sizes[s]);
