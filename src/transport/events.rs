@@ -179,11 +179,12 @@ impl<'a> Counter<'a> {
     /// Rings `bell` if the counter is armed and the bell is silent, and
     /// wakes a sleeper.
     ///
-    /// The owner's threads take their number from `poster` (a locked
-    /// instruction on a line of this process), store it to `posted`, and
+    /// The owner's threads store the next number to `posted`, take it
+    /// from `poster` (a locked instruction on a line of this process), and
     /// make sure `posted` is left at the latest number: a thread that
-    /// stored an older one after a newer one sees the difference and
-    /// stores the latest. Then a fence, and `flags` is read: the store
+    /// stored an older one after a newer one, or one another thread took,
+    /// sees the difference and stores the latest. `posted` never runs
+    /// ahead of the numbers taken by more than the posts under way. Then a fence, and `flags` is read: the store
     /// and the read are ordered as a sleeper's set of `SLEEPING` (or
     /// `ARMED`) and its read of the counts are, so either the poster sees
     /// the flag or the sleeper sees the event (Dekker).
@@ -193,7 +194,7 @@ impl<'a> Counter<'a> {
             return;
         }
         let mut s = poster.count.load(Ordering::Relaxed);
-        let mut v = if no_accumulate || s & 0xFFFF == 0xFFFF {
+        if no_accumulate || s & 0xFFFF == 0xFFFF {
             // `consumed` is the consumer's line: read it only when needed.
             loop {
                 let c = self.consumed.load(Ordering::SeqCst);
@@ -208,21 +209,34 @@ impl<'a> Counter<'a> {
                     Ordering::SeqCst,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => break s.wrapping_add(1),
+                    Ok(_) => break,
                     Err(now) => s = now,
                 }
             }
-        } else {
-            poster.count.fetch_add(1, Ordering::SeqCst).wrapping_add(1)
-        };
-        for _ in 0..PUBLISH_TRIES {
-            self.posted.store(v & COUNT, Ordering::Release);
+            self.posted
+                .store(s.wrapping_add(1) & COUNT, Ordering::Release);
             fence(Ordering::SeqCst);
-            let latest = poster.count.load(Ordering::Relaxed);
-            if self.posted.load(Ordering::Relaxed) == latest & COUNT {
+        } else {
+            // The store first, with the number this thread expects to
+            // get: the consumer's line starts moving at once, and the
+            // locked add that takes the number then serves as the fence.
+            // If another thread took that number first, the store was its
+            // event (it stores it too), and ours is published below.
+            self.posted
+                .store(s.wrapping_add(1) & COUNT, Ordering::Release);
+            poster.count.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+        }
+        // Leave `posted` at the latest number: a thread whose older number
+        // landed after a newer one stores the latest again. Every store is
+        // followed by a fence before `flags` is read.
+        for _ in 0..PUBLISH_TRIES {
+            let latest = poster.count.load(Ordering::Relaxed) & COUNT;
+            if self.posted.load(Ordering::Relaxed) == latest {
                 break;
             }
-            v = latest;
+            self.posted.store(latest, Ordering::Release);
+            fence(Ordering::SeqCst);
         }
         let f = self.flags.load(Ordering::Relaxed);
         if f & (ARMED | SLEEPING) != 0 {
