@@ -225,13 +225,22 @@ int main(int argc, char **argv)
             }
         }
 
-    double v[N_EXP][MAX_RUNS];
-    for (int r = 0; r <= B.runs; r++) /* run 0 warms up */
+    double v[N_EXP][MAX_RUNS], ucx[MAX_RUNS];
+    if (B.ncpus < 2 && B.ucx) {
+        snprintf(ucx_why, sizeof ucx_why, "one CPU: ucx_perftest's latency test needs two");
+        B.ucx = 0;
+    }
+    for (int r = 0; r <= B.runs; r++) { /* run 0 warms up */
         for (int e = 0; e < N_EXP; e++) {
             long n = exps[e].n / scale;
             double t = run(e, r == 0 ? n / 10 : n);
             if (r > 0) v[e][r - 1] = t;
         }
+        /* UCX's own notification: an 8-byte active message each way
+         * (ucp_am_lat reports half the round trip). */
+        double lat, bw;
+        if (r > 0 && ucx_run("ucp_am_lat", 8, exps[0].n / scale, &lat, &bw) == 0) ucx[r - 1] = 2 * lat * 1e3;
+    }
     for (int e = 0; e < N_EXP; e++)
         for (int s = 0; s < 2 && !skipped(e); s++) w_stop(&pairs[e][s]); /* A first: it disconnects first */
 
@@ -251,8 +260,19 @@ int main(int argc, char **argv)
         csv_row(csv, rows[m].csv, 0, rows[m].baseline, "ns", raw[m]);
         csv_ratio(csv, rows[m].csv, 0, "ours", rows[m].baseline, rt[m]);
     }
+    if (B.ucx && !skipped(0)) {
+        struct spread su = spread_of(ucx, B.runs), ru = ratio_of(v[0], ucx, B.runs);
+        printf("  %-30s %-24s %-24s %-21s %7s\n", rows[0].mode, sp(ours[0], 0), sp(su, 0), "UCX ucp_am_lat x2",
+               rx(ru));
+        csv_row(csv, rows[0].csv, 0, "UCX ucp_am_lat x2", "ns", su);
+        csv_ratio(csv, rows[0].csv, 0, "ours", "UCX ucp_am_lat x2", ru);
+    } else {
+        printf("  (UCX not measured: %s)\n", ucx_why);
+    }
     fclose(csv);
-    printf("(ratio: median over the runs of ours / baseline measured side by side in each run)\n");
+    printf("(ratio: median over the runs of ours / baseline measured side by side in each run;\n"
+           " UCX: ucx_perftest -t ucp_am_lat, 8 bytes, UCX_TLS=posix,self, pinned as our pair,\n"
+           " twice its one-way latency: a library's message round trip, for information)\n");
     printf("(spinning: RSM_SPIN_US=200000 vs a shared-flag spin; blocking: RSM_SPIN_US=0 and\n"
            " untimed waits vs an eventfd ping-pong; runs of %ld / %ld / %ld / %ld round trips)\n",
            exps[0].n / scale, exps[2].n / scale, exps[4].n / scale, exps[6].n / scale);
