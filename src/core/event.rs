@@ -31,29 +31,32 @@ pub fn release_pollfd(handle: usize) -> RsmResult<()> {
     }
 }
 
+/// Runs `f` on the signals side of segment `handle`, either kind, from the
+/// thread's cache, without a reference count of its own: a round trip of
+/// signals makes no locked instruction for it. A signal handler that
+/// calls the library meanwhile shares the cache's borrow (or, to refill
+/// it, falls back to the table).
+fn on_signals<R>(handle: usize, f: impl FnOnce(&dyn Signals) -> RsmResult<R>) -> RsmResult<R> {
+    match segment_kind(handle)? {
+        Kind::Export => super::export::on_signals(handle, f),
+        _ => super::import::on_signals(handle, f),
+    }
+}
+
 /// `rsm_intr_signal_post`: an import signals its exporter, an export every
 /// importer.
 pub fn post(handle: usize, no_accumulate: bool) -> RsmResult<()> {
-    match segment_kind(handle)? {
-        Kind::Export => super::export::signal_post(handle, no_accumulate),
-        _ => super::import::signal_post(handle, no_accumulate),
-    }
+    on_signals(handle, |s| s.post(no_accumulate))
 }
 
 /// `rsm_intr_signal_wait`.
 pub fn wait(handle: usize, timeout_ms: i32) -> RsmResult<()> {
-    match segment_kind(handle)? {
-        Kind::Export => super::export::signal_wait(handle, timeout_ms),
-        _ => super::import::signal_wait(handle, timeout_ms),
-    }
+    on_signals(handle, |s| s.wait(timeout_ms))
 }
 
 /// Consumes one event of segment `handle`, whichever kind it is.
 fn take(handle: usize) -> RsmResult<bool> {
-    match segment_kind(handle)? {
-        Kind::Export => super::export::take_event(handle),
-        _ => super::import::take_event(handle),
-    }
+    on_signals(handle, |s| s.take())
 }
 
 /// Takes a pollfd reference on a segment: the first one makes the

@@ -195,23 +195,13 @@ pub fn release_pollfd(handle: usize) -> RsmResult<()> {
     Ok(())
 }
 
-/// `rsm_intr_signal_post` on an import handle: signals the exporter.
-pub fn signal_post(handle: usize, no_accumulate: bool) -> RsmResult<()> {
-    with(handle, |seg| seg.port.post(no_accumulate))
-}
-
-/// `rsm_intr_signal_wait` on an import handle.
-pub fn signal_wait(handle: usize, timeout_ms: i32) -> RsmResult<()> {
-    // From the thread's cache, without a reference count of its own: a
-    // round trip of signals makes no locked instruction here. A signal
-    // handler that calls the library meanwhile shares the cache's borrow
-    // (or, to refill it, falls back to the table).
-    with(handle, |seg| seg.port.wait(timeout_ms))
-}
-
-/// Consumes one event after the pollfd was seen readable.
-pub fn take_event(handle: usize) -> RsmResult<bool> {
-    with(handle, |seg| seg.port.take())
+/// Runs `f` on the signals side of the segment behind `handle`, from
+/// this thread's cache (`core::event`).
+pub(super) fn on_signals<R>(
+    handle: usize,
+    f: impl FnOnce(&dyn crate::transport::Signals) -> RsmResult<R>,
+) -> RsmResult<R> {
+    with(handle, |seg| f(&*seg.port))
 }
 
 thread_local! {

@@ -453,9 +453,9 @@ fn pollfd_table_and_wait_pollfd_consume() {
     export::publish(seg, 0x40_0005, Ok(vec![]), 50).unwrap();
     let im = import::connect(ctrl, 0, 0x40_0005, RW).unwrap();
     // Posts go to the other side; wait with nothing pending times out.
-    import::signal_post(im, false).unwrap();
-    assert_eq!(export::signal_wait(seg, 0), Ok(()));
-    assert_eq!(export::signal_wait(seg, 0), Err(RsmError::Timeout));
+    event::post(im, false).unwrap();
+    assert_eq!(event::wait(seg, 0), Ok(()));
+    assert_eq!(event::wait(seg, 0), Err(RsmError::Timeout));
     // The first pollfd reference watches the counter and enters the table.
     assert_eq!(export::get_pollfd(seg), Ok(107));
     assert_eq!(export::get_pollfd(seg), Ok(107));
@@ -466,7 +466,7 @@ fn pollfd_table_and_wait_pollfd_consume() {
         events: libc::POLLRDNORM,
         revents,
     };
-    import::signal_post(im, false).unwrap();
+    event::post(im, false).unwrap();
     let mut fds = [entry(107, libc::POLLRDNORM), entry(99, libc::POLLIN)];
     assert_eq!(event::consume(&mut fds), 2, "segment event and other fd");
     assert_eq!(fds[0].revents, libc::POLLRDNORM);
@@ -477,7 +477,7 @@ fn pollfd_table_and_wait_pollfd_consume() {
     // The import's pollfd after a forced disconnect: POLLHUP, once the
     // events posted before are consumed.
     assert_eq!(import::get_pollfd(im), Ok(108));
-    export::signal_post(seg, false).unwrap();
+    event::post(seg, false).unwrap();
     fake.aborted.store(true, Ordering::SeqCst);
     let mut fds = [entry(108, libc::POLLRDNORM)];
     assert_eq!(event::consume(&mut fds), 1);
