@@ -15,20 +15,29 @@ pub fn segment_kind(handle: usize) -> RsmResult<Kind> {
     }
 }
 
+/// Runs `f` on the signals side and pollfd references of segment
+/// `handle`, either kind, under the segment's state lock.
+fn with_pollfd_refs<R>(
+    handle: usize,
+    f: impl FnOnce(&dyn Signals, &mut PollfdRefs) -> RsmResult<R>,
+) -> RsmResult<R> {
+    match segment_kind(handle)? {
+        Kind::Export => super::export::with_pollfd_refs(handle, f),
+        _ => super::import::with_pollfd_refs(handle, f),
+    }
+}
+
 /// `rsm_memseg_get_pollfd`: the descriptor, counted.
 pub fn get_pollfd(handle: usize) -> RsmResult<i32> {
-    match segment_kind(handle)? {
-        Kind::Export => super::export::get_pollfd(handle),
-        _ => super::import::get_pollfd(handle),
-    }
+    with_pollfd_refs(handle, |port, refs| take_pollfd_ref(port, handle, refs))
 }
 
 /// `rsm_memseg_release_pollfd`.
 pub fn release_pollfd(handle: usize) -> RsmResult<()> {
-    match segment_kind(handle)? {
-        Kind::Export => super::export::release_pollfd(handle),
-        _ => super::import::release_pollfd(handle),
-    }
+    with_pollfd_refs(handle, |port, refs| {
+        drop_pollfd_ref(port, refs);
+        Ok(())
+    })
 }
 
 /// Runs `f` on the signals side of segment `handle`, either kind, from the

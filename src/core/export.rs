@@ -245,19 +245,15 @@ pub fn rebind(handle: usize, vaddr: usize, len: usize, page: usize, pid: u32) ->
     Ok(())
 }
 
-/// `rsm_memseg_get_pollfd` on an export handle: the descriptor, counted.
-pub fn get_pollfd(handle: usize) -> RsmResult<i32> {
+/// Runs `f` on the segment's signals side and its pollfd references,
+/// under its state lock (`core::event`).
+pub(super) fn with_pollfd_refs<R>(
+    handle: usize,
+    f: impl FnOnce(&dyn crate::transport::Signals, &mut super::pollfd::PollfdRefs) -> RsmResult<R>,
+) -> RsmResult<R> {
     let seg = lookup(handle)?;
     let mut state = seg.state.lock();
-    super::event::take_pollfd_ref(&*seg.port, handle, &mut state.pollfd_refs)
-}
-
-/// `rsm_memseg_release_pollfd` on an export handle.
-pub fn release_pollfd(handle: usize) -> RsmResult<()> {
-    let seg = lookup(handle)?;
-    let mut state = seg.state.lock();
-    super::event::drop_pollfd_ref(&*seg.port, &mut state.pollfd_refs);
-    Ok(())
+    f(&*seg.port, &mut state.pollfd_refs)
 }
 
 /// Runs `f` on the signals side of the segment behind `handle`, from

@@ -288,10 +288,10 @@ fn export_checks_come_in_the_solaris_order() {
         Err(RsmError::RebindNotAllowed)
     );
     // Pollfd references hold off destroy.
-    assert_eq!(export::get_pollfd(seg), Ok(7));
+    assert_eq!(super::event::get_pollfd(seg), Ok(7));
     assert_eq!(export::destroy(seg, 10), Err(RsmError::PollfdInUse));
-    export::release_pollfd(seg).unwrap();
-    export::release_pollfd(seg).unwrap(); // never below zero
+    super::event::release_pollfd(seg).unwrap();
+    super::event::release_pollfd(seg).unwrap(); // never below zero
     assert_eq!(export::destroy(seg, 10), Ok(()));
     assert_eq!(fake.destroyed.load(Ordering::Relaxed), 1);
     assert_eq!(export::destroy(seg, 10), Err(RsmError::BadSegHndl));
@@ -385,12 +385,12 @@ fn import_checks_come_in_the_solaris_order() {
         Err(RsmError::SegAlreadyMapped)
     );
     // Disconnect: the explicit mapping first, then pollfd references.
-    import::get_pollfd(ro).unwrap();
+    super::event::get_pollfd(ro).unwrap();
     assert_eq!(import::disconnect(ro), Err(RsmError::SegStillMapped));
     import::unmap(ro).unwrap();
     assert_eq!(import::unmap(ro), Err(RsmError::SegNotMapped));
     assert_eq!(import::disconnect(ro), Err(RsmError::PollfdInUse));
-    import::release_pollfd(ro).unwrap();
+    super::event::release_pollfd(ro).unwrap();
     // After a forced disconnect: map aborts, disconnect still works.
     fake.aborted.store(true, Ordering::Relaxed);
     assert_eq!(
@@ -457,8 +457,8 @@ fn pollfd_table_and_wait_pollfd_consume() {
     assert_eq!(event::wait(seg, 0), Ok(()));
     assert_eq!(event::wait(seg, 0), Err(RsmError::Timeout));
     // The first pollfd reference watches the counter and enters the table.
-    assert_eq!(export::get_pollfd(seg), Ok(107));
-    assert_eq!(export::get_pollfd(seg), Ok(107));
+    assert_eq!(super::event::get_pollfd(seg), Ok(107));
+    assert_eq!(super::event::get_pollfd(seg), Ok(107));
     assert!(fake.watched[0].load(Ordering::SeqCst));
     assert_eq!(pollfd::segment_of(107), Some(seg));
     let entry = |fd, revents| libc::pollfd {
@@ -476,7 +476,7 @@ fn pollfd_table_and_wait_pollfd_consume() {
     assert_eq!(fds[1].revents, libc::POLLIN, "not ours: untouched");
     // The import's pollfd after a forced disconnect: POLLHUP, once the
     // events posted before are consumed.
-    assert_eq!(import::get_pollfd(im), Ok(108));
+    assert_eq!(super::event::get_pollfd(im), Ok(108));
     event::post(seg, false).unwrap();
     fake.aborted.store(true, Ordering::SeqCst);
     let mut fds = [entry(108, libc::POLLRDNORM)];
@@ -485,12 +485,12 @@ fn pollfd_table_and_wait_pollfd_consume() {
     assert_eq!(event::consume(&mut fds), 1);
     assert_eq!(fds[0].revents, libc::POLLHUP);
     // The last release unwatches and leaves the table.
-    export::release_pollfd(seg).unwrap();
+    super::event::release_pollfd(seg).unwrap();
     assert!(fake.watched[0].load(Ordering::SeqCst));
-    export::release_pollfd(seg).unwrap();
+    super::event::release_pollfd(seg).unwrap();
     assert!(!fake.watched[0].load(Ordering::SeqCst));
     assert_eq!(pollfd::segment_of(107), None);
-    import::release_pollfd(im).unwrap();
+    super::event::release_pollfd(im).unwrap();
     import::disconnect(im).unwrap();
     export::destroy(seg, 50).unwrap();
     controller::release(ctrl).unwrap();
