@@ -914,6 +914,29 @@ static void raw_importer_clears_sleeping(void)
     local_close(&s);
 }
 
+/* 12. A look (timeout 0) on an import that has no event channel yet, while
+ * its exporter is stopped: nothing can be pending (the exporter sends the
+ * channel before its first post), so the answer is RSMERR_TIMEOUT at
+ * once, not a round trip to a process that cannot answer (which waited
+ * out the connect timeout and said RSMERR_REMOTE_NODE_UNREACHABLE). */
+static void look_before_channel(void)
+{
+    struct exporter e = start_exporter();
+    rsm_memseg_import_handle_t im;
+    CHECK_RC(rsm_memseg_import_connect(ctrl, 0, e.id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+    CHECK(kill(e.pid, SIGSTOP) == 0);
+    CHECK_RC(rsm_intr_signal_wait(im, 0), RSMERR_TIMEOUT);
+    CHECK(kill(e.pid, SIGCONT) == 0);
+    /* Then the channel as usual: the exporter's post reaches us. */
+    CHECK(command(&e, 'P'));
+    CHECK_RC(rsm_intr_signal_wait(im, 5000), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+    say(e.cmd, 'q');
+    check_child(e.pid, "stopped exporter");
+    close(e.cmd);
+    close(e.ack);
+}
+
 int main(void)
 {
     len = (size_t)sysconf(_SC_PAGESIZE);
@@ -942,6 +965,7 @@ int main(void)
     exporter_sleeps();
     forked_posters();
     raw_importer_clears_sleeping();
+    look_before_channel();
 
     CHECK_RC(rsm_release_controller(ctrl), RSM_SUCCESS);
     return report("events");

@@ -492,6 +492,24 @@ impl ShmImport {
         Ok(self.install(Channel::dead()?))
     }
 
+    /// Whether an event may be pending for us: we have the channel, or
+    /// something waits on our connection (it may be the channel). Without
+    /// either, the exporter has not posted to us (it sends the channel
+    /// before its first post), and a look (timeout 0) needs no round trip
+    /// to it, which a stopped exporter would never answer.
+    fn may_have_events(&self) -> bool {
+        self.channel.get().is_some() || self.connection_readable()
+    }
+
+    /// `RSMERR_CONN_ABORTED` after a forced disconnect, else `e`.
+    fn ended_or(&self, e: RsmError) -> RsmError {
+        if self.aborted.load(Ordering::Acquire) {
+            RsmError::ConnAborted
+        } else {
+            e
+        }
+    }
+
     /// Whether something waits on our connection (a packet, or its end)
     /// for the agent to read.
     fn connection_readable(&self) -> bool {
@@ -696,10 +714,19 @@ impl Signals for ShmImportPort {
     }
 
     fn wait(&self, timeout_ms: i32) -> RsmResult<()> {
+        if timeout_ms == 0 && !self.0.may_have_events() {
+            return Err(self.0.ended_or(RsmError::Timeout));
+        }
         events::wait(&Attached::of(&self.0)?, timeout_ms, events::spin())
     }
 
     fn take(&self) -> RsmResult<bool> {
+        if !self.0.may_have_events() {
+            if self.0.aborted.load(Ordering::Acquire) {
+                return Err(RsmError::ConnAborted);
+            }
+            return Ok(false);
+        }
         events::take_now(&Attached::of(&self.0)?)
     }
 
