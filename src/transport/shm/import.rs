@@ -378,13 +378,19 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
     }
 }
 
+/// Packets `ShmImport::import_event` reads per wake-up.
+const EVENT_PACKETS: usize = 16;
+
 impl ShmImport {
     /// Our connection is readable: the exporter sent our event channel
     /// (wire.rs), which is taken, or asks whether we mapped (a survey),
     /// which is answered; or its notice, or it closed, or it sent anything
-    /// else: a forced disconnect. Only the agent reads it.
+    /// else: a forced disconnect. Only the agent reads it, at most
+    /// `EVENT_PACKETS` packets per wake-up: epoll reports the rest again,
+    /// so an exporter that keeps sending asks cannot hold the agent (and
+    /// every other connection it serves) in this loop.
     pub fn import_event(&self, agent: &Agent, token: u64) {
-        loop {
+        for _ in 0..EVENT_PACKETS {
             let mut buf = [0u8; 64];
             let (n, fds, truncated) = match recv_with_fds(&self.sock, &mut buf, libc::MSG_DONTWAIT)
             {
