@@ -60,6 +60,11 @@ pub struct ShmImport {
     channel: OnceLock<Channel>,
     /// Held while fetching the channel: one fetch at a time.
     attaching: Mutex<()>,
+    /// Held by the agent from reading a packet of our connection to
+    /// acting on it (`import_event`), so `may_have_events` never looks
+    /// between the two: a channel read but not yet installed is neither
+    /// in the socket nor set.
+    reading: Mutex<()>,
     /// Signalled (with the state lock) when the channel is set or the
     /// connection aborted.
     settled: Condvar,
@@ -360,6 +365,7 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
         }),
         channel: OnceLock::new(),
         attaching: Mutex::new(()),
+        reading: Mutex::new(()),
         settled: Condvar::new(),
         watched: Mutex::new(false),
     });
@@ -390,6 +396,7 @@ impl ShmImport {
     /// so an exporter that keeps sending asks cannot hold the agent (and
     /// every other connection it serves) in this loop.
     pub fn import_event(&self, agent: &Agent, token: u64) {
+        let _reading = self.reading.lock();
         for _ in 0..EVENT_PACKETS {
             let mut buf = [0u8; 64];
             let (n, fds, truncated) = match recv_with_fds(&self.sock, &mut buf, libc::MSG_DONTWAIT)
@@ -504,6 +511,7 @@ impl ShmImport {
     /// before its first post), and a look (timeout 0) needs no round trip
     /// to it, which a stopped exporter would never answer.
     fn may_have_events(&self) -> bool {
+        let _reading = self.reading.lock();
         self.channel.get().is_some() || self.connection_readable()
     }
 
