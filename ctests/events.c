@@ -13,6 +13,12 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <stddef.h>
+#include <stdint.h>
 #include "common.h"
 
 static size_t len; /* every segment: one page */
@@ -748,6 +754,189 @@ static void forked_posters(void)
     local_close(&s);
 }
 
+/* 11. An importer can disturb only its own counters. A raw client (no
+ * library) connects, fetches its event channel and becomes the exporter's
+ * only one: an exporter wait sleeps on its `wakes` word. It then clears
+ * SLEEPING in its own `up` flags. Another importer's first post must
+ * still wake the exporter (its channel joining must not depend on a word
+ * the raw client can write). */
+
+/* The segment's socket (abstract name from /proc/net/unix), connected. */
+static int raw_connect(rsm_memseg_id_t id)
+{
+    char prefix[128], line[512], name[108];
+    snprintf(prefix, sizeof prefix, "@rsm/%s/0/%u/", getenv("RSM_FABRIC"), (unsigned)id);
+    FILE *f = fopen("/proc/net/unix", "r");
+    int n = -1;
+    while (f && n < 0 && fgets(line, sizeof line, f)) {
+        char *path = strrchr(line, ' ');
+        if (!path || strncmp(path + 1, prefix, strlen(prefix)) != 0) continue;
+        path += 2; /* past the space and the '@' */
+        path[strcspn(path, "\n")] = 0;
+        if (strlen(path) < sizeof name) n = snprintf(name, sizeof name, "%s", path);
+    }
+    if (f) fclose(f);
+    if (n < 0) return -1;
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    memcpy(addr.sun_path + 1, name, (size_t)n);
+    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    struct timeval tv = {10, 0}; /* a safety net only */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, alen) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* One packet of at most 64 bytes and the descriptors that came with it. */
+static ssize_t raw_recv(int fd, unsigned char b[64], int fds[8], int *nfds)
+{
+    union {
+        char b[CMSG_SPACE(sizeof(int) * 8)];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = {b, 64};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.b;
+    msg.msg_controllen = sizeof u.b;
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    *nfds = 0;
+    for (struct cmsghdr *c = n < 0 ? NULL : CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < k && *nfds < 8; i++) memcpy(&fds[(*nfds)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+    return n;
+}
+
+static void put_u32(unsigned char *b, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *b, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const unsigned char *b)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
+    return v;
+}
+
+struct waiter {
+    rsm_memseg_export_handle_t ex;
+    int rc;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    w->rc = rsm_intr_signal_wait(w->ex, 30000);
+    return NULL;
+}
+
+static void raw_importer_clears_sleeping(void)
+{
+    struct local s = local_open(); /* s.im: an importer with no channel yet */
+    unsigned char b[64];
+    int fds[8], nfds = 0;
+    /* The raw importer: a request (wire version 3), its reply (token and
+     * secret), an attach on a second connection, the channel on the first. */
+    int conn = raw_connect(s.id);
+    CHECK(conn >= 0);
+    put_u32(b, 0x314D5352u);
+    put_u32(b + 4, 3);
+    put_u32(b + 8, 0);
+    put_u32(b + 12, RSM_PERM_READ);
+    CHECK(send(conn, b, 16, MSG_NOSIGNAL) == 16);
+    CHECK(raw_recv(conn, b, fds, &nfds) == 40 && b[4] == 0);
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    uint64_t token = get_u64(b + 24), secret = get_u64(b + 32);
+    int second = raw_connect(s.id);
+    CHECK(second >= 0);
+    put_u32(b, 0x414D5352u);
+    put_u32(b + 4, 3);
+    put_u64(b + 8, token);
+    put_u64(b + 16, secret);
+    CHECK(send(second, b, 24, MSG_NOSIGNAL) == 24);
+    CHECK(raw_recv(second, b, fds, &nfds) == 40 && b[4] == 0);
+    close(second);
+    CHECK(raw_recv(conn, b, fds, &nfds) == 40 && nfds == 4); /* page, up, down x2 */
+    void *page = nfds == 4 ? mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0) : MAP_FAILED;
+    CHECK(page != MAP_FAILED);
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    if (page == MAP_FAILED) {
+        close(conn);
+        local_close(&s);
+        return;
+    }
+    /* The `up` counter's flags word (channel.rs: UP + FLAGS), SLEEPING bit. */
+    uint64_t *flags = (uint64_t *)((char *)page + 64);
+    struct waiter w = {s.ex, -1};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, waiter_main, &w) == 0);
+    int asleep = 0;
+    for (int i = 0; i < 10000 && !asleep; i++) {
+        asleep = (__atomic_load_n(flags, __ATOMIC_SEQ_CST) & 4) != 0;
+        if (!asleep) usleep(1000);
+    }
+    CHECK(asleep);
+    __atomic_fetch_and(flags, ~(uint64_t)4, __ATOMIC_SEQ_CST);
+    /* The legitimate importer's first post: its channel joins, then the
+     * event. The exporter must wake for it (it would sleep through it,
+     * up to its 30 s timeout, if the join looked at the raw one's word). */
+    CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10; /* a safety net, far beyond any wake-up */
+    int joined = pthread_timedjoin_np(t, NULL, &until) == 0;
+    CHECK(joined);
+    if (!joined) {
+        /* Release it: the raw importer posts on its own counter and wakes. */
+        __atomic_fetch_add((uint64_t *)page, 1, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add((uint32_t *)((char *)page + 8), 1, __ATOMIC_SEQ_CST);
+        syscall(SYS_futex, (uint32_t *)((char *)page + 8), 1 /* FUTEX_WAKE */, 1000, NULL, NULL, 0);
+        pthread_join(t, NULL);
+    }
+    CHECK_RC(w.rc, RSM_SUCCESS);
+    munmap(page, 4096);
+    close(conn);
+    local_close(&s);
+}
+
+/* 12. A look (timeout 0) on an import that has no event channel yet, while
+ * its exporter is stopped: nothing can be pending (the exporter sends the
+ * channel before its first post), so the answer is RSMERR_TIMEOUT at
+ * once, not a round trip to a process that cannot answer (which waited
+ * out the connect timeout and said RSMERR_REMOTE_NODE_UNREACHABLE). */
+static void look_before_channel(void)
+{
+    struct exporter e = start_exporter();
+    rsm_memseg_import_handle_t im;
+    CHECK_RC(rsm_memseg_import_connect(ctrl, 0, e.id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+    CHECK(kill(e.pid, SIGSTOP) == 0);
+    CHECK_RC(rsm_intr_signal_wait(im, 0), RSMERR_TIMEOUT);
+    CHECK(kill(e.pid, SIGCONT) == 0);
+    /* Then the channel as usual: the exporter's post reaches us. */
+    CHECK(command(&e, 'P'));
+    CHECK_RC(rsm_intr_signal_wait(im, 5000), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+    say(e.cmd, 'q');
+    check_child(e.pid, "stopped exporter");
+    close(e.cmd);
+    close(e.ack);
+}
+
 int main(void)
 {
     len = (size_t)sysconf(_SC_PAGESIZE);
@@ -775,6 +964,8 @@ int main(void)
     forced('k');
     exporter_sleeps();
     forked_posters();
+    raw_importer_clears_sleeping();
+    look_before_channel();
 
     CHECK_RC(rsm_release_controller(ctrl), RSM_SUCCESS);
     return report("events");

@@ -406,15 +406,6 @@ impl<'a> Counter<'a> {
         bell.wake(self.wakes);
     }
 
-    /// Wakes the sleepers on `wakes` if any announced itself (`SLEEPING`),
-    /// to look again: a change in what they should sleep on. The caller
-    /// excludes a concurrent `prepare_sleep` (the exporter's hub lock).
-    pub fn wake_sleepers(self, bell: &dyn Doorbell) {
-        if self.flags.load(Ordering::SeqCst) & SLEEPING != 0 {
-            self.wake_all(bell);
-        }
-    }
-
     /// The word sleepers sleep on.
     pub fn wakes(self) -> &'a AtomicU32 {
         self.wakes

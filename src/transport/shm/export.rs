@@ -255,6 +255,13 @@ pub struct ShmExport {
     unlinked: AtomicUsize,
     /// The number of the next ask (surveys), from 1.
     next_ask: AtomicU64,
+    /// Threads asleep (or about to sleep) on the only importer's `wakes`
+    /// word; changed under the hub's read lock, read under its write
+    /// lock by `link` and `unlink`. Kept here, not in the `SLEEPING` flag
+    /// of the importer's page, which that importer can clear: it would
+    /// then keep the exporter asleep through another importer's arrival
+    /// and posts.
+    futex_sleepers: AtomicUsize,
 }
 
 /// The `ExportPort` handed to core.
@@ -284,6 +291,7 @@ impl ShmExportPort {
             cursor: AtomicUsize::new(0),
             unlinked: AtomicUsize::new(0),
             next_ask: AtomicU64::new(1),
+            futex_sleepers: AtomicUsize::new(0),
         })))
     }
 }
@@ -1041,7 +1049,7 @@ impl ShmExport {
         // A waiter asleep on the only importer's `wakes` would not hear
         // this one: wake it to sleep on the doorbell instead.
         if let [(_, only)] = old.as_slice() {
-            only.up().wake_sleepers(&bell);
+            self.wake_futex_sleepers(only, &bell);
         }
         let mut new = Vec::with_capacity(old.len() + 1);
         new.extend(old.iter().cloned());
@@ -1066,7 +1074,16 @@ impl ShmExport {
         let n = channel.up().take_all();
         self.own().add(n, &bell);
         // A waiter asleep on its `wakes` looks again (at `own` now).
-        channel.up().wake_sleepers(&bell);
+        self.wake_futex_sleepers(&channel, &bell);
+    }
+
+    /// Wakes the threads asleep on `only`'s `wakes` word, if any: counted
+    /// by this process (`futex_sleepers`), not read from the page. The
+    /// caller holds the hub's write lock.
+    fn wake_futex_sleepers(&self, only: &Channel, bell: &UpBell<'_>) {
+        if self.futex_sleepers.load(Ordering::SeqCst) != 0 {
+            only.up().wake_all(bell);
+        }
     }
 
     /// Destroy: waiters leave with `RSMERR_BAD_SEG_HNDL`.
@@ -1134,15 +1151,19 @@ impl Waitable for ShmExport {
             // One importer: sleep on its `wakes` word, read under the lock
             // so a `link` or `unlink` after it wakes us.
             let only = Arc::clone(only);
+            self.futex_sleepers.fetch_add(1, Ordering::SeqCst);
             let seen = only.up().prepare_sleep();
             let now = self.destroyed.load(Ordering::SeqCst)
                 || self.counters(&channels).any(|c| c.pending());
             drop(channels);
             drop(hub);
-            if now {
-                return Ok(Woke::Woken);
-            }
-            return channel::futex_sleep(only.up().wakes(), seen, timeout_ms);
+            let woke = if now {
+                Ok(Woke::Woken)
+            } else {
+                channel::futex_sleep(only.up().wakes(), seen, timeout_ms)
+            };
+            self.futex_sleepers.fetch_sub(1, Ordering::SeqCst);
+            return woke;
         }
         drop(channels);
         drop(hub);

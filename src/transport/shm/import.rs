@@ -60,6 +60,11 @@ pub struct ShmImport {
     channel: OnceLock<Channel>,
     /// Held while fetching the channel: one fetch at a time.
     attaching: Mutex<()>,
+    /// Held by the agent from reading a packet of our connection to
+    /// acting on it (`import_event`), so `may_have_events` never looks
+    /// between the two: a channel read but not yet installed is neither
+    /// in the socket nor set.
+    reading: Mutex<()>,
     /// Signalled (with the state lock) when the channel is set or the
     /// connection aborted.
     settled: Condvar,
@@ -360,6 +365,7 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
         }),
         channel: OnceLock::new(),
         attaching: Mutex::new(()),
+        reading: Mutex::new(()),
         settled: Condvar::new(),
         watched: Mutex::new(false),
     });
@@ -378,13 +384,20 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
     }
 }
 
+/// Packets `ShmImport::import_event` reads per wake-up.
+const EVENT_PACKETS: usize = 16;
+
 impl ShmImport {
     /// Our connection is readable: the exporter sent our event channel
     /// (wire.rs), which is taken, or asks whether we mapped (a survey),
     /// which is answered; or its notice, or it closed, or it sent anything
-    /// else: a forced disconnect. Only the agent reads it.
+    /// else: a forced disconnect. Only the agent reads it, at most
+    /// `EVENT_PACKETS` packets per wake-up: epoll reports the rest again,
+    /// so an exporter that keeps sending asks cannot hold the agent (and
+    /// every other connection it serves) in this loop.
     pub fn import_event(&self, agent: &Agent, token: u64) {
-        loop {
+        let _reading = self.reading.lock();
+        for _ in 0..EVENT_PACKETS {
             let mut buf = [0u8; 64];
             let (n, fds, truncated) = match recv_with_fds(&self.sock, &mut buf, libc::MSG_DONTWAIT)
             {
@@ -490,6 +503,25 @@ impl ShmImport {
             }
         }
         Ok(self.install(Channel::dead()?))
+    }
+
+    /// Whether an event may be pending for us: we have the channel, or
+    /// something waits on our connection (it may be the channel). Without
+    /// either, the exporter has not posted to us (it sends the channel
+    /// before its first post), and a look (timeout 0) needs no round trip
+    /// to it, which a stopped exporter would never answer.
+    fn may_have_events(&self) -> bool {
+        let _reading = self.reading.lock();
+        self.channel.get().is_some() || self.connection_readable()
+    }
+
+    /// `RSMERR_CONN_ABORTED` after a forced disconnect, else `e`.
+    fn ended_or(&self, e: RsmError) -> RsmError {
+        if self.aborted.load(Ordering::Acquire) {
+            RsmError::ConnAborted
+        } else {
+            e
+        }
     }
 
     /// Whether something waits on our connection (a packet, or its end)
@@ -696,10 +728,19 @@ impl Signals for ShmImportPort {
     }
 
     fn wait(&self, timeout_ms: i32) -> RsmResult<()> {
+        if timeout_ms == 0 && !self.0.may_have_events() {
+            return Err(self.0.ended_or(RsmError::Timeout));
+        }
         events::wait(&Attached::of(&self.0)?, timeout_ms, events::spin())
     }
 
     fn take(&self) -> RsmResult<bool> {
+        if !self.0.may_have_events() {
+            if self.0.aborted.load(Ordering::Acquire) {
+                return Err(RsmError::ConnAborted);
+            }
+            return Ok(false);
+        }
         events::take_now(&Attached::of(&self.0)?)
     }
 
