@@ -91,6 +91,7 @@ static void expect_events(void *seg, int n)
 
 /* An exporter process: publishes a segment and answers 'y', then obeys one
  * byte at a time, answering 'y' on success: 'P' post on the export handle,
+ * 'F' post while the process has no descriptor to spare,
  * 'u' unpublish, 'd' destroy; 'q' destroys (if needed) and exits. */
 struct exporter {
     pid_t pid;
@@ -118,6 +119,19 @@ static struct exporter start_exporter(void)
         while (read(cmd[0], &c, 1) == 1 && c != 'q') {
             int rc = RSMERR_BAD_ARGS_ERRORS;
             if (c == 'P') rc = rsm_intr_signal_post(seg, 0);
+            if (c == 'F') { /* post with no descriptor to spare */
+                struct rlimit old, none;
+                CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+                /* The lowest free descriptor as the limit leaves none. */
+                int lowest = open("/dev/null", O_RDONLY);
+                CHECK(lowest >= 0);
+                close(lowest);
+                none = old;
+                none.rlim_cur = (rlim_t)lowest;
+                CHECK(setrlimit(RLIMIT_NOFILE, &none) == 0);
+                rc = rsm_intr_signal_post(seg, 0);
+                CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+            }
             if (c == 'u') rc = rsm_memseg_export_unpublish(seg);
             if (c == 'd') rc = rsm_memseg_export_destroy(seg);
             if (c == 'd' && rc == RSM_SUCCESS) live = 0;
@@ -937,6 +951,31 @@ static void look_before_channel(void)
     close(e.ack);
 }
 
+/* 13. A post that cannot make an importer's event channel (the exporter
+ * has no descriptor to spare) still succeeds for the others; that
+ * importer is disconnected rather than left to miss events. */
+static void channel_without_descriptors(void)
+{
+    struct exporter e = start_exporter();
+    rsm_memseg_import_handle_t linked, unlinked;
+    CHECK_RC(rsm_memseg_import_connect(ctrl, 0, e.id, RSM_PERM_RDWR, &linked), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_connect(ctrl, 0, e.id, RSM_PERM_RDWR, &unlinked), RSM_SUCCESS);
+    /* The first has its channel (a post fetches it), the second none. */
+    CHECK_RC(rsm_intr_signal_post(linked, 0), RSM_SUCCESS);
+    CHECK(command(&e, 'F'));
+    CHECK_RC(rsm_intr_signal_wait(linked, 5000), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(unlinked, 5000), RSMERR_CONN_ABORTED);
+    /* Descriptors back: posts reach the one still connected. */
+    CHECK(command(&e, 'P'));
+    CHECK_RC(rsm_intr_signal_wait(linked, 5000), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_disconnect(unlinked), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_import_disconnect(linked), RSM_SUCCESS);
+    say(e.cmd, 'q');
+    check_child(e.pid, "exporter");
+    close(e.cmd);
+    close(e.ack);
+}
+
 int main(void)
 {
     len = (size_t)sysconf(_SC_PAGESIZE);
@@ -966,6 +1005,7 @@ int main(void)
     forked_posters();
     raw_importer_clears_sleeping();
     look_before_channel();
+    channel_without_descriptors();
 
     CHECK_RC(rsm_release_controller(ctrl), RSM_SUCCESS);
     return report("events");

@@ -664,7 +664,15 @@ impl ShmExport {
             return Ok(());
         }
         for (token, imp) in state.importers.iter_mut() {
-            self.push(*token, imp)?;
+            // One importer's channel that cannot be made (no descriptor
+            // left) must not fail the post for the others: that importer
+            // is disconnected instead, as when its channel cannot be sent,
+            // and the hang-up takes it off the list.
+            if let Err(e) = self.push(*token, imp) {
+                crate::why!("agent: an importer's event channel could not be made ({e:?}); it is disconnected");
+                // SAFETY: shutdown on a socket we own.
+                unsafe { libc::shutdown(imp.fd.as_raw_fd(), libc::SHUT_RDWR) };
+            }
         }
         Ok(())
     }
