@@ -502,8 +502,10 @@ static void implicit_sigpost(void)
 }
 
 /* 7. A signal whose handler was installed without SA_RESTART ends a
- * blocking wait with RSMERR_INTERRUPTED: in rsm_intr_signal_wait ('w') or
- * in rsm_intr_signal_wait_pollfd ('p'). Nothing is posted meanwhile. */
+ * blocking wait with RSMERR_INTERRUPTED: in rsm_intr_signal_wait ('w'),
+ * the same before the connection has its event channel ('c': the wait
+ * sleeps until the channel comes), or in rsm_intr_signal_wait_pollfd
+ * ('p'). Nothing is posted meanwhile. */
 static volatile sig_atomic_t got_signal;
 static void on_signal(int sig)
 {
@@ -528,9 +530,9 @@ static void interrupted(char how)
         struct pollfd pfd;
         int n = -1, rc;
         CHECK_RC(rsm_memseg_import_connect(ctrl, 0, s.id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
-        CHECK_RC(rsm_memseg_get_pollfd(im, &pfd), RSM_SUCCESS);
+        if (how != 'c') CHECK_RC(rsm_memseg_get_pollfd(im, &pfd), RSM_SUCCESS);
         say(up[1], 'r');
-        if (how == 'w')
+        if (how == 'w' || how == 'c')
             rc = rsm_intr_signal_wait(im, -1);
         else
             rc = rsm_intr_signal_wait_pollfd(&pfd, 1, 10000, &n);
@@ -542,7 +544,7 @@ static void interrupted(char how)
         CHECK_RC(rc, RSMERR_INTERRUPTED);
         CHECK(got_signal);
         if (how == 'p') CHECK(n == 0);
-        CHECK_RC(rsm_memseg_release_pollfd(im), RSM_SUCCESS);
+        if (how != 'c') CHECK_RC(rsm_memseg_release_pollfd(im), RSM_SUCCESS);
         CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
         child_exit();
     }
@@ -553,7 +555,9 @@ static void interrupted(char how)
     struct pollfd done = {up[0], POLLIN, 0};
     for (int i = 0; i < 100 && poll(&done, 1, 100) == 0; i++) kill(pid, SIGUSR1);
     CHECK(hear(up[0]) == 'i');
-    check_child(pid, how == 'w' ? "signal during wait" : "signal during wait_pollfd");
+    check_child(pid, how == 'w'   ? "signal during wait"
+                     : how == 'c' ? "signal during a wait for the event channel"
+                                  : "signal during wait_pollfd");
     close(up[0]);
     local_close(&s);
 }
@@ -928,11 +932,12 @@ static void raw_importer_clears_sleeping(void)
     local_close(&s);
 }
 
-/* 12. A look (timeout 0) on an import that has no event channel yet, while
- * its exporter is stopped: nothing can be pending (the exporter sends the
- * channel before its first post), so the answer is RSMERR_TIMEOUT at
- * once, not a round trip to a process that cannot answer (which waited
- * out the connect timeout and said RSMERR_REMOTE_NODE_UNREACHABLE). */
+/* 12. A look (timeout 0) or a timed wait on an import that has no event
+ * channel yet, while its exporter is stopped: nothing can be pending (the
+ * exporter sends the channel before its first post), so the answer is
+ * RSMERR_TIMEOUT (at once, or when the wait's time is up), not a round
+ * trip to a process that cannot answer (which waited out the connect
+ * timeout and said RSMERR_REMOTE_NODE_UNREACHABLE). */
 static void look_before_channel(void)
 {
     struct exporter e = start_exporter();
@@ -940,6 +945,9 @@ static void look_before_channel(void)
     CHECK_RC(rsm_memseg_import_connect(ctrl, 0, e.id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
     CHECK(kill(e.pid, SIGSTOP) == 0);
     CHECK_RC(rsm_intr_signal_wait(im, 0), RSMERR_TIMEOUT);
+    /* A timed wait likewise ends with its own timeout: it sleeps until the
+     * channel comes instead of asking for it. */
+    CHECK_RC(rsm_intr_signal_wait(im, 200), RSMERR_TIMEOUT);
     CHECK(kill(e.pid, SIGCONT) == 0);
     /* Then the channel as usual: the exporter's post reaches us. */
     CHECK(command(&e, 'P'));
@@ -997,6 +1005,7 @@ int main(void)
     wait_pollfd();
     implicit_sigpost();
     interrupted('w');
+    interrupted('c');
     interrupted('p');
     forced('u');
     forced('d');

@@ -68,6 +68,9 @@ pub struct ShmImport {
     /// Signalled (with the state lock) when the channel is set or the
     /// connection aborted.
     settled: Condvar,
+    /// Bumped (and woken, a futex) when the channel is set or the
+    /// connection aborted: what a wait with no channel yet sleeps on.
+    installed: AtomicU32,
     /// Whether the program holds the pollfd (the `down` counter is armed
     /// then; waits sleep on its `wakes` word and need no arming).
     watched: Mutex<bool>,
@@ -367,6 +370,7 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
         attaching: Mutex::new(()),
         reading: Mutex::new(()),
         settled: Condvar::new(),
+        installed: AtomicU32::new(0),
         watched: Mutex::new(false),
     });
     let registered = agent::agent().and_then(|agent| {
@@ -459,6 +463,7 @@ impl ShmImport {
         state.memfd = None; // let the exporter's memory go
         self.settled.notify_all();
         drop(state);
+        self.bump_installed();
         // Wake every waiter and poller: they report RSMERR_CONN_ABORTED
         // once the events posted before are consumed (spec 5.2 leaves
         // them asleep; docs/compatibility.md). A channel set after the
@@ -503,6 +508,45 @@ impl ShmImport {
             }
         }
         Ok(self.install(Channel::dead()?))
+    }
+
+    /// Wakes the waits that sleep until the channel comes (`await_channel`).
+    fn bump_installed(&self) {
+        self.installed.fetch_add(1, Ordering::SeqCst);
+        channel::futex_wake(&self.installed);
+    }
+
+    /// Before a wait (timeout not 0) on an import with no event channel
+    /// yet. The exporter sends the channel before its first post, so until
+    /// our agent installs it nothing can be pending, and no round trip is
+    /// needed: asking a stopped exporter held the wait for the connect
+    /// timeout and ended it with `RSMERR_REMOTE_NODE_UNREACHABLE`. Sleeps
+    /// until the channel comes, the connection ends, or the time is up
+    /// (`RSMERR_TIMEOUT`); a signal ends the sleep as it ends the wait's own
+    /// (a futex). Returns the time left, in the wait's terms.
+    fn await_channel(&self, timeout_ms: i32) -> RsmResult<i32> {
+        let start = std::time::Instant::now();
+        let deadline = (timeout_ms > 0).then(|| start + Duration::from_millis(timeout_ms as u64));
+        loop {
+            let seen = self.installed.load(Ordering::SeqCst);
+            let left = match deadline {
+                None => -1,
+                Some(d) => {
+                    let now = std::time::Instant::now();
+                    if now >= d && self.channel.get().is_none() {
+                        return Err(self.ended_or(RsmError::Timeout));
+                    }
+                    // Round up: never before the deadline; at least 1 ms
+                    // left for the wait proper once the channel is here.
+                    let us = d.saturating_duration_since(now).as_micros();
+                    i32::try_from(us.div_ceil(1000)).unwrap_or(i32::MAX).max(1)
+                }
+            };
+            if self.channel.get().is_some() || self.aborted.load(Ordering::Acquire) {
+                return Ok(left);
+            }
+            channel::futex_sleep(&self.installed, seen, left)?;
+        }
     }
 
     /// Whether an event may be pending for us: we have the channel, or
@@ -550,6 +594,7 @@ impl ShmImport {
         let aborted = self.aborted.load(Ordering::Acquire);
         self.settled.notify_all();
         drop(state);
+        self.bump_installed();
         if aborted {
             ch.down.ring();
             ch.down().wake_all(&DownBell(self, ch));
@@ -731,7 +776,12 @@ impl Signals for ShmImportPort {
         if timeout_ms == 0 && !self.0.may_have_events() {
             return Err(self.0.ended_or(RsmError::Timeout));
         }
-        events::wait(&Attached::of(&self.0)?, timeout_ms, events::spin())
+        let left = if timeout_ms != 0 && self.0.channel.get().is_none() {
+            self.0.await_channel(timeout_ms)?
+        } else {
+            timeout_ms
+        };
+        events::wait(&Attached::of(&self.0)?, left, events::spin())
     }
 
     fn take(&self) -> RsmResult<bool> {
