@@ -57,11 +57,11 @@ layout:
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -x c++ -Iinclude -c ctests/layout.c -o $(BUILD)/layout-cxx.o
 	@echo "layout: 2 passed, 0 failed"
 
-$(BUILD)/%: ctests/%.c ctests/common.h lib
+$(BUILD)/%: ctests/%.c ctests/common.h ctests/rawwire.h lib
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_T) $< -o $@ $(LINK)
 
-$(BUILD)/asan/%: ctests/%.c ctests/common.h lib
+$(BUILD)/asan/%: ctests/%.c ctests/common.h ctests/rawwire.h lib
 	@mkdir -p $(BUILD)/asan
 	$(CC) $(CFLAGS_T) $(SANITIZE) $< -o $@ $(LINK)
 

@@ -13,13 +13,9 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/syscall.h>
 #include <time.h>
-#include <stddef.h>
-#include <stdint.h>
-#include "common.h"
+#include "rawwire.h"
 
 static size_t len; /* every segment: one page */
 static rsmapi_controller_handle_t ctrl;
@@ -779,78 +775,6 @@ static void forked_posters(void)
  * still wake the exporter (its channel joining must not depend on a word
  * the raw client can write). */
 
-/* The segment's socket (abstract name from /proc/net/unix), connected. */
-static int raw_connect(rsm_memseg_id_t id)
-{
-    char prefix[128], line[512], name[108];
-    snprintf(prefix, sizeof prefix, "@rsm/%s/0/%u/", getenv("RSM_FABRIC"), (unsigned)id);
-    FILE *f = fopen("/proc/net/unix", "r");
-    int n = -1;
-    while (f && n < 0 && fgets(line, sizeof line, f)) {
-        char *path = strrchr(line, ' ');
-        if (!path || strncmp(path + 1, prefix, strlen(prefix)) != 0) continue;
-        path += 2; /* past the space and the '@' */
-        path[strcspn(path, "\n")] = 0;
-        if (strlen(path) < sizeof name) n = snprintf(name, sizeof name, "%s", path);
-    }
-    if (f) fclose(f);
-    if (n < 0) return -1;
-    struct sockaddr_un addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    memcpy(addr.sun_path + 1, name, (size_t)n);
-    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    struct timeval tv = {10, 0}; /* a safety net only */
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, alen) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
-/* One packet of at most 64 bytes and the descriptors that came with it. */
-static ssize_t raw_recv(int fd, unsigned char b[64], int fds[8], int *nfds)
-{
-    union {
-        char b[CMSG_SPACE(sizeof(int) * 8)];
-        struct cmsghdr align;
-    } u;
-    struct iovec iov = {b, 64};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = u.b;
-    msg.msg_controllen = sizeof u.b;
-    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-    *nfds = 0;
-    for (struct cmsghdr *c = n < 0 ? NULL : CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int i = 0; i < k && *nfds < 8; i++) memcpy(&fds[(*nfds)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-    }
-    return n;
-}
-
-static void put_u32(unsigned char *b, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) b[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *b, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const unsigned char *b)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
-    return v;
-}
-
 struct waiter {
     rsm_memseg_export_handle_t ex;
     int rc;
@@ -870,29 +794,23 @@ static void raw_importer_clears_sleeping(void)
     int fds[8], nfds = 0;
     /* The raw importer: a request (wire version 3), its reply (token and
      * secret), an attach on a second connection, the channel on the first. */
-    int conn = raw_connect(s.id);
+    const char *fabric = getenv("RSM_FABRIC");
+    int conn = segment_socket(fabric, s.id);
     CHECK(conn >= 0);
-    put_u32(b, 0x314D5352u);
-    put_u32(b + 4, 3);
-    put_u32(b + 8, 0);
-    put_u32(b + 12, RSM_PERM_READ);
+    wire_request(b, WIRE_MAGIC, WIRE_VERSION, 0, RSM_PERM_READ);
     CHECK(send(conn, b, 16, MSG_NOSIGNAL) == 16);
-    CHECK(raw_recv(conn, b, fds, &nfds) == 40 && b[4] == 0);
-    for (int i = 0; i < nfds; i++) close(fds[i]);
-    uint64_t token = get_u64(b + 24), secret = get_u64(b + 32);
-    int second = raw_connect(s.id);
+    CHECK(wire_recv(conn, b, NULL, 0, &nfds, 0) == 40 && b[4] == 0);
+    uint64_t token = wire_u64(b + 24), secret = wire_u64(b + 32);
+    int second = segment_socket(fabric, s.id);
     CHECK(second >= 0);
-    put_u32(b, 0x414D5352u);
-    put_u32(b + 4, 3);
-    put_u64(b + 8, token);
-    put_u64(b + 16, secret);
+    wire_attach(b, token, secret);
     CHECK(send(second, b, 24, MSG_NOSIGNAL) == 24);
-    CHECK(raw_recv(second, b, fds, &nfds) == 40 && b[4] == 0);
+    CHECK(wire_recv(second, b, NULL, 0, &nfds, 0) == 40 && b[4] == 0);
     close(second);
-    CHECK(raw_recv(conn, b, fds, &nfds) == 40 && nfds == 4); /* page, up, down x2 */
+    CHECK(wire_recv(conn, b, fds, 8, &nfds, 0) == 40 && nfds == 4); /* page, up, down x2 */
     void *page = nfds == 4 ? mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0) : MAP_FAILED;
     CHECK(page != MAP_FAILED);
-    for (int i = 0; i < nfds; i++) close(fds[i]);
+    for (int i = 0; i < nfds && i < 8; i++) close(fds[i]);
     if (page == MAP_FAILED) {
         close(conn);
         local_close(&s);

@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include "common.h"
+#include "rawwire.h"
 
 #define ROUNDS 200     /* legitimate connect/map/unmap/disconnect cycles */
 #define FLOOD 300      /* connections opened at once and kept open */
@@ -76,49 +76,8 @@ static void become_nobody(void)
 static char pattern(size_t i) { return (char)('A' + i % 23); }
 #define COUNTER_OFF (len - sizeof(uint32_t))
 
-/* The segment's socket name (without the leading NUL) into `name`, as a
- * local user finds it: the listening entry of /proc/net/unix whose path
- * starts "@rsm/<fabric>/0/<segid>/". Its length, or -1. */
-static int find_name(char *name, size_t size)
-{
-    char prefix[100], line[512];
-    snprintf(prefix, sizeof prefix, "@rsm/%s/%d/%u/", fabric, 0, (unsigned)seg_id);
-    FILE *f = fopen("/proc/net/unix", "r");
-    if (!f) return -1;
-    int n = -1;
-    while (n < 0 && fgets(line, sizeof line, f)) {
-        char *path = strrchr(line, ' ');
-        if (!path || strncmp(path + 1, prefix, strlen(prefix)) != 0) continue;
-        path++;
-        path[strcspn(path, "\n")] = 0;
-        if (strlen(path + 1) < size) n = snprintf(name, size, "%s", path + 1);
-    }
-    fclose(f);
-    return n;
-}
-
 /* A raw connection to the segment's socket, or -1. */
-static int raw_connect(void)
-{
-    static char name[100];
-    static int n = -1;
-    if (n < 0 && (n = find_name(name, sizeof name)) < 0) return -1;
-    struct sockaddr_un addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    memcpy(addr.sun_path + 1, name, (size_t)n); /* abstract: sun_path[0] is NUL */
-    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct timeval tv = {10, 0}; /* a safety net only: nothing is timed */
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&addr, alen) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
+static int raw_connect(void) { return segment_socket(fabric, (uint32_t)seg_id); }
 
 /* ---- The exporter ---- */
 
@@ -304,27 +263,9 @@ static void flood_main(int ready, int stop)
     child_exit();
 }
 
-/* The library's request layout: magic "RSM1", version, node, perm, as
- * little-endian 32-bit words. */
-static void request(unsigned char b[16], uint32_t magic, uint32_t version, uint32_t node,
-                    uint32_t perm)
-{
-    uint32_t w[4] = {magic, version, node, perm};
-    for (int i = 0; i < 16; i++) b[i] = (unsigned char)(w[i / 4] >> (8 * (i % 4)));
-}
-#define MAGIC 0x314D5352u
-#define VERSION 3u
-#define ATTACH_MAGIC 0x414D5352u
-
-/* An attach request (magic "RSMA", version, token, secret as little-endian
- * words): a guessed token, likely another importer's (tokens are small
- * and sequential), with a made-up secret. */
-static void attach_request(unsigned char b[24], uint64_t token, uint64_t secret)
-{
-    uint64_t w[3] = {(uint64_t)ATTACH_MAGIC | ((uint64_t)VERSION << 32), token, secret};
-    for (int i = 0; i < 24; i++) b[i] = (unsigned char)(w[i / 8] >> (8 * (i % 8)));
-}
-
+/* What a raw client sends (requests as rawwire.h lays them out). An
+ * attach request guesses a token, likely another importer's (tokens are
+ * small and sequential), with a made-up secret. */
 enum junk {
     GARBAGE,      /* 100 random bytes */
     HUGE,         /* 64 KiB */
@@ -447,41 +388,41 @@ static void junk_once(enum junk kind, struct outcome *o)
         sent = send(fd, huge, want = sizeof huge, MSG_NOSIGNAL);
         break;
     case LONG17:
-        request(b, MAGIC, VERSION, 0, RSM_PERM_READ);
+        wire_request(b, WIRE_MAGIC, WIRE_VERSION, 0, RSM_PERM_READ);
         b[16] = 0;
         sent = send(fd, b, want = 17, MSG_NOSIGNAL);
         break;
     case SHORT15:
-        request(b, MAGIC, VERSION, 0, RSM_PERM_READ);
+        wire_request(b, WIRE_MAGIC, WIRE_VERSION, 0, RSM_PERM_READ);
         sent = send(fd, b, want = 15, MSG_NOSIGNAL);
         break;
     case EMPTY: sent = send(fd, "", want = 0, MSG_NOSIGNAL); break;
     case BAD_MAGIC:
-        request(b, 0xdeadbeef, VERSION, 0, RSM_PERM_READ);
+        wire_request(b, 0xdeadbeef, WIRE_VERSION, 0, RSM_PERM_READ);
         sent = send(fd, b, 16, MSG_NOSIGNAL);
         break;
     case BAD_VERSION:
-        request(b, MAGIC, 99, 0, RSM_PERM_READ);
+        wire_request(b, WIRE_MAGIC, 99, 0, RSM_PERM_READ);
         sent = send(fd, b, 16, MSG_NOSIGNAL);
         break;
     case FDS_GARBAGE:
-        request(b, 0xdeadbeef, VERSION, 0, RSM_PERM_READ);
+        wire_request(b, 0xdeadbeef, WIRE_VERSION, 0, RSM_PERM_READ);
         sent = send_with_fds(fd, b, 16, 3);
         break;
     case FDS_READ:
-        request(b, MAGIC, VERSION, 0, RSM_PERM_READ);
+        wire_request(b, WIRE_MAGIC, WIRE_VERSION, 0, RSM_PERM_READ);
         sent = send_with_fds(fd, b, 16, 200);
         break;
     case RAW_RDWR:
-        request(b, MAGIC, VERSION, 0, RSM_PERM_RDWR);
+        wire_request(b, WIRE_MAGIC, WIRE_VERSION, 0, RSM_PERM_RDWR);
         sent = send(fd, b, 16, MSG_NOSIGNAL);
         break;
     case RAW_BADPERM:
-        request(b, MAGIC, VERSION, 0xffffffffu, 0xffffffffu);
+        wire_request(b, WIRE_MAGIC, WIRE_VERSION, 0xffffffffu, 0xffffffffu);
         sent = send(fd, b, 16, MSG_NOSIGNAL);
         break;
     case ATTACH_GUESS:
-        attach_request(b, 1 + seed % 64, ((uint64_t)rand_r(&seed) << 32) | (unsigned)rand_r(&seed));
+        wire_attach(b, 1 + seed % 64, ((uint64_t)rand_r(&seed) << 32) | (unsigned)rand_r(&seed));
         sent = send(fd, b, want = 24, MSG_NOSIGNAL);
         break;
     default: break;
@@ -536,52 +477,15 @@ static void junk_main(int ready, int stop)
     child_exit();
 }
 
-/* Receives one packet on `fd` into b[64]: its length (-1: none), with the
- * number of descriptors it carried in *nfds (closed). */
-static ssize_t recv_packet(int fd, unsigned char b[64], int *nfds, int flags)
-{
-    union {
-        char b[CMSG_SPACE(sizeof(int) * 8)];
-        struct cmsghdr align;
-    } u;
-    struct iovec iov = {b, 64};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = u.b;
-    msg.msg_controllen = sizeof u.b;
-    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | flags);
-    *nfds = 0;
-    for (struct cmsghdr *c = n < 0 ? NULL : CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int i = 0; i < k; i++) {
-            int got;
-            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-            close(got);
-            ++*nfds;
-        }
-    }
-    return n;
-}
-
-static uint64_t u64_at(const unsigned char *b)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
-    return v;
-}
-
 /* Asks for connection (token, secret)'s event channel on a new connection:
  * the reply's status (-1: no reply), with the descriptors it carried. */
 static int ask_attach(uint64_t token, uint64_t secret, int *nfds)
 {
     int fd = raw_connect();
     unsigned char b[64];
-    attach_request(b, token, secret);
+    wire_attach(b, token, secret);
     ssize_t n = fd < 0 ? -1 : send(fd, b, 24, MSG_NOSIGNAL);
-    if (n == 24) n = recv_packet(fd, b, nfds, 0);
+    if (n == 24) n = wire_recv(fd, b, NULL, 0, nfds, 0);
     if (fd >= 0) close(fd);
     return n == 40 ? (int)(b[4] | b[5] << 8 | b[6] << 16 | (unsigned)b[7] << 24) : -1;
 }
@@ -592,10 +496,10 @@ static void attach_checks(void)
 {
     int conn = raw_connect(), nfds = 0;
     unsigned char b[64];
-    request(b, MAGIC, VERSION, 0, RSM_PERM_READ);
+    wire_request(b, WIRE_MAGIC, WIRE_VERSION, 0, RSM_PERM_READ);
     CHECK(conn >= 0 && send(conn, b, 16, MSG_NOSIGNAL) == 16);
-    CHECK(recv_packet(conn, b, &nfds, 0) == 40 && nfds == 1); /* the segment */
-    uint64_t token = u64_at(b + 24), secret = u64_at(b + 32);
+    CHECK(wire_recv(conn, b, NULL, 0, &nfds, 0) == 40 && nfds == 1); /* the segment */
+    uint64_t token = wire_u64(b + 24), secret = wire_u64(b + 32);
     CHECK(ask_attach(token, secret ^ 1, &nfds) == RSMERR_CONN_ABORTED && nfds == 0);
     CHECK(ask_attach(token + 1000, secret, &nfds) == RSMERR_CONN_ABORTED && nfds == 0);
     pid_t pid = fork();
@@ -604,11 +508,11 @@ static void attach_checks(void)
         child_exit();
     }
     check_child(pid, "attach from another process");
-    CHECK(recv_packet(conn, b, &nfds, MSG_DONTWAIT) < 0 && errno == EAGAIN); /* nothing sent */
+    CHECK(wire_recv(conn, b, NULL, 0, &nfds, MSG_DONTWAIT) < 0 && errno == EAGAIN); /* nothing sent */
     CHECK(ask_attach(token, secret, &nfds) == 0 && nfds == 0);
-    CHECK(recv_packet(conn, b, &nfds, 0) == 40 && nfds == 4); /* page, up, down x2 */
+    CHECK(wire_recv(conn, b, NULL, 0, &nfds, 0) == 40 && nfds == 4); /* page, up, down x2 */
     CHECK(ask_attach(token, secret, &nfds) == 0 && nfds == 0); /* has it: no second */
-    CHECK(recv_packet(conn, b, &nfds, MSG_DONTWAIT) < 0 && errno == EAGAIN);
+    CHECK(wire_recv(conn, b, NULL, 0, &nfds, MSG_DONTWAIT) < 0 && errno == EAGAIN);
     close(conn);
 }
 

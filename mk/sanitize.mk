@@ -35,7 +35,7 @@ valgrind-installed:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }; }
 
-$(BUILD)/vg/%: ctests/%.c ctests/common.h lib
+$(BUILD)/vg/%: ctests/%.c ctests/common.h ctests/rawwire.h lib
 	@mkdir -p $(BUILD)/vg
 	$(CC) $(VGFLAGS_C) $(VG_EXTRA) $< -o $@ $(LINK)
 
