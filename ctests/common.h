@@ -84,6 +84,33 @@ static inline void make_doorbell(rsm_memseg_export_handle_t seg)
 
 /* ---- What several tests look at ---- */
 
+/* This process's address space in KiB (VmSize), for RLIMIT_AS tests. */
+static inline long vm_size_kb(void)
+{
+    long kb = 0;
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb;
+}
+
+/* Lowers RLIMIT_NOFILE to the lowest free descriptor, so none is left to
+ * open; the limit before goes to *old, to be set back. 0, or -1. */
+static inline int leave_no_descriptor(struct rlimit *old)
+{
+    if (getrlimit(RLIMIT_NOFILE, old) != 0) return -1;
+    /* The lowest free descriptor is the next one open() would return; a
+     * limit of that number leaves none. */
+    int lowest = open("/dev/null", O_RDONLY);
+    if (lowest < 0) return -1;
+    close(lowest);
+    struct rlimit low = *old;
+    low.rlim_cur = (rlim_t)lowest;
+    return setrlimit(RLIMIT_NOFILE, &low);
+}
+
 /* Descriptors open in this process. */
 static inline int count_fds(void)
 {

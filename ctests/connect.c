@@ -329,16 +329,8 @@ static void no_descriptors(void)
         rsmapi_controller_handle_t c;
         rsm_memseg_import_handle_t im = (rsm_memseg_import_handle_t)0x1;
         CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
-        struct rlimit old, low;
-        CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
-        /* The lowest free descriptor is the next one open() would return;
-         * a limit of that number leaves none. */
-        int lowest = open("/dev/null", O_RDONLY);
-        CHECK(lowest >= 0);
-        close(lowest);
-        low = old;
-        low.rlim_cur = (rlim_t)lowest;
-        CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+        struct rlimit old;
+        CHECK(leave_no_descriptor(&old) == 0);
         int probe = open("/dev/null", O_RDONLY);
         CHECK(probe < 0 && errno == EMFILE);
         if (probe >= 0) close(probe);

@@ -116,15 +116,8 @@ static struct exporter start_exporter(void)
             int rc = RSMERR_BAD_ARGS_ERRORS;
             if (c == 'P') rc = rsm_intr_signal_post(seg, 0);
             if (c == 'F') { /* post with no descriptor to spare */
-                struct rlimit old, none;
-                CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
-                /* The lowest free descriptor as the limit leaves none. */
-                int lowest = open("/dev/null", O_RDONLY);
-                CHECK(lowest >= 0);
-                close(lowest);
-                none = old;
-                none.rlim_cur = (rlim_t)lowest;
-                CHECK(setrlimit(RLIMIT_NOFILE, &none) == 0);
+                struct rlimit old;
+                CHECK(leave_no_descriptor(&old) == 0);
                 rc = rsm_intr_signal_post(seg, 0);
                 CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
             }

@@ -176,17 +176,6 @@ static pid_t child(void)
 /* ---- RLIMIT_AS helpers (not under ASan, which reserves terabytes) ---- */
 
 #ifndef __SANITIZE_ADDRESS__
-static long vm_size_kb(void)
-{
-    long kb = 0;
-    char line[256];
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %ld kB", &kb) == 1) break;
-    if (f) fclose(f);
-    return kb;
-}
-
 static struct rlimit as0;
 /* Leaves `room` bytes of address space above what the process uses now. */
 static void as_room(long room)

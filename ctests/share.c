@@ -428,12 +428,7 @@ static void refused_memory(void)
  * which glibc keeps after fork. */
 static int tight_importer(rsm_memseg_id_t id)
 {
-    long kb = 0;
-    char line[256];
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %ld kB", &kb) == 1) break;
-    if (f) fclose(f);
+    long kb = vm_size_kb();
     rsmapi_controller_handle_t c;
     rsm_memseg_import_handle_t im;
     CHECK_RC(rsm_get_controller("shm0", &c), RSM_SUCCESS);
