@@ -321,7 +321,9 @@ impl Channel {
             return Err(RsmError::InternalError);
         }
         let addr = map(&page)?;
-        let mut channel = Channel {
+        // A channel is made for one connection: nobody posted on `up` yet
+        // (an exporter that wrote there only garbles its own events).
+        Ok(Channel {
             addr,
             down: Bell {
                 read: Some(down_read),
@@ -329,9 +331,7 @@ impl Channel {
             },
             up: Some(up),
             poster: Poster::fresh(),
-        };
-        channel.poster = Poster::new(channel.up());
-        Ok(channel)
+        })
     }
 
     fn word(&self, offset: usize) -> &AtomicU64 {
