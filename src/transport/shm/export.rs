@@ -49,18 +49,29 @@ fn address_sum(name: &[u8]) -> u32 {
     for (i, &b) in bytes.enumerate() {
         sum += u32::from(b) << (8 * (i % 2));
     }
+    fold(sum)
+}
+
+/// A ones' complement sum folded to 16 bits.
+fn fold(mut sum: u32) -> u32 {
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     sum
 }
 
+/// The chain of an address whose folded checksum is `sum`.
+fn chain_of_sum(sum: u32) -> u8 {
+    let folded = !sum & 0xffff;
+    ((folded ^ (folded >> 8)) & 0xff) as u8
+}
+
 /// The chain (0-255, before the socket type is mixed in) Linux looks an
 /// abstract name up in: `unix_abstract_hash` in net/unix/af_unix.c folds
 /// the address's checksum and xors its two bytes.
+#[cfg(test)]
 pub(super) fn chain_of(name: &[u8]) -> u8 {
-    let folded = !address_sum(name) & 0xffff;
-    ((folded ^ (folded >> 8)) & 0xff) as u8
+    chain_of_sum(address_sum(name))
 }
 
 /// Characters that sum to `x` in two bytes, both printable and not `/`.
@@ -108,9 +119,13 @@ fn spread_tag(prefix: &str) -> String {
         else {
             continue;
         };
-        let tag = format!("{fill}{}", String::from_utf8_lossy(&[l1, h1, l2, h2]));
-        if u32::from(chain_of(format!("{prefix}{tag}").as_bytes())) == target {
-            return tag;
+        // The tag's two words, aligned (the filler), as the kernel adds
+        // them; checked, so a slip in the algebra above costs a candidate,
+        // never a wrong chain.
+        let words = u32::from(l1) | u32::from(h1) << 8;
+        let words = words + (u32::from(l2) | u32::from(h2) << 8);
+        if u32::from(chain_of_sum(fold(base + words))) == target {
+            return format!("{fill}{}", String::from_utf8_lossy(&[l1, h1, l2, h2]));
         }
     }
     "0000".to_string()
