@@ -13,7 +13,15 @@
  * The processes are pinned, because where the scheduler puts a blocking
  * pair decides its figure (on a virtual machine a wake-up on another CPU
  * costs tens of microseconds, on the same CPU about one): spinning pairs
- * run on two CPUs, blocking pairs once on one CPU and once on two. All
+ * run on two CPUs, blocking pairs once on one CPU and once on two.
+ * A spinning round trip is two cache-line transfers each way, and what
+ * one transfer costs depends on the line's physical address (which slice
+ * of the L3 cache homes it): on the 2-vCPU Xeon VMs this was written on,
+ * the raw spin reads anywhere from 230 to 305 ns depending on the page
+ * its flags sit in, the same page giving the same figure run after run.
+ * So a spinning pair spreads its round trips over PLACES segments (each
+ * with its own event page) and its baseline over PLACES pages: both
+ * figures are means over placements, not one draw each. All
  * experiments alternate within each run, so drift in the machine's state
  * hits ours and the baselines alike. Every figure is the median of the
  * runs, printed with its range; the table prints ratios (ours / baseline)
@@ -31,6 +39,10 @@
 #define WATCHDOG_S 120
 
 enum kind { RSM_SPIN, RAW_SPIN, RSM_BLOCK, RAW_EVENTFD };
+
+/* Segments (ours) or flag pages (raw spin) a spinning pair cycles
+ * through in each run; blocking pairs use one. */
+#define PLACES 16
 
 /* Ours and its baseline are neighbours: experiment 2m is ours of row m,
  * 2m + 1 its baseline. */
@@ -73,74 +85,96 @@ static long next_count(int cmd)
 
 /* ---- The kinds of pair; each child loops until end of file. ---- */
 
-static rsm_memseg_id_t rsm_id(int e)
+static int places(int e)
 {
-    return 0x400000 + (rsm_memseg_id_t)(main_pid % 100000) * 16 + (rsm_memseg_id_t)e;
+    return exps[e].kind == RSM_SPIN || exps[e].kind == RAW_SPIN ? PLACES : 1;
 }
 
-/* B: waits on its export handle, then posts on it, n times per run. */
-static void rsm_b(const char *spin_us, int wait_ms, rsm_memseg_id_t id, int cmd, int res)
+/* The id of segment k of experiment e. */
+static rsm_memseg_id_t rsm_id(int e, int k)
+{
+    return 0x400000 + (rsm_memseg_id_t)(main_pid % 100000) * 256 + (rsm_memseg_id_t)(e * PLACES + k);
+}
+
+/* Round trips of a run on place k of np: n split as evenly as it goes. */
+static long share(long n, int k, int np)
+{
+    return n / np + (k < n % np);
+}
+
+/* B: exports np segments; in each run it waits on each export handle in
+ * turn, then posts on it, n times in all. */
+static void rsm_b(const char *spin_us, int wait_ms, int e, int np, int cmd, int res)
 {
     setenv("RSM_SPIN_US", spin_us, 1); /* before this process's first wait */
     size_t len = (size_t)sysconf(_SC_PAGESIZE);
-    char *buf = valloc(len);
-    if (!buf) die("valloc");
-    memset(buf, 0, len);
     rsmapi_controller_handle_t c;
-    rsm_memseg_export_handle_t seg;
+    rsm_memseg_export_handle_t seg[PLACES];
     check(rsm_get_controller("shm0", &c), "rsm_get_controller");
-    check(rsm_memseg_export_create(c, &seg, buf, len, 0), "rsm_memseg_export_create");
-    check(rsm_memseg_export_publish(seg, &id, NULL, 0), "rsm_memseg_export_publish");
+    for (int k = 0; k < np; k++) {
+        char *buf = valloc(len);
+        if (!buf) die("valloc");
+        memset(buf, 0, len);
+        rsm_memseg_id_t id = rsm_id(e, k);
+        check(rsm_memseg_export_create(c, &seg[k], buf, len, 0), "rsm_memseg_export_create");
+        check(rsm_memseg_export_publish(seg[k], &id, NULL, 0), "rsm_memseg_export_publish");
+    }
     reply(res, "r", 1);
     for (long n; (n = next_count(cmd)) > 0;)
-        for (long i = 0; i < n; i++) {
-            check(rsm_intr_signal_wait(seg, wait_ms), "rsm_intr_signal_wait on the export handle");
-            check(rsm_intr_signal_post(seg, 0), "rsm_intr_signal_post on the export handle");
-        }
-    check(rsm_memseg_export_destroy(seg), "rsm_memseg_export_destroy");
+        for (int k = 0; k < np; k++)
+            for (long i = share(n, k, np); i > 0; i--) {
+                check(rsm_intr_signal_wait(seg[k], wait_ms), "rsm_intr_signal_wait on the export handle");
+                check(rsm_intr_signal_post(seg[k], 0), "rsm_intr_signal_post on the export handle");
+            }
+    for (int k = 0; k < np; k++) check(rsm_memseg_export_destroy(seg[k]), "rsm_memseg_export_destroy");
     check(rsm_release_controller(c), "rsm_release_controller");
 }
 
-/* A: posts on its import handle, then waits on it, n times per run. */
-static void rsm_a(const char *spin_us, int wait_ms, rsm_memseg_id_t id, int cmd, int res)
+/* A: imports B's np segments; in each run it posts on each import handle
+ * in turn, then waits on it, n times in all. */
+static void rsm_a(const char *spin_us, int wait_ms, int e, int np, int cmd, int res)
 {
     setenv("RSM_SPIN_US", spin_us, 1);
     rsmapi_controller_handle_t c;
-    rsm_memseg_import_handle_t im;
+    rsm_memseg_import_handle_t im[PLACES];
     check(rsm_get_controller("shm0", &c), "rsm_get_controller");
-    check(rsm_memseg_import_connect(c, 0, id, RSM_PERM_RDWR, &im), "rsm_memseg_import_connect");
+    for (int k = 0; k < np; k++)
+        check(rsm_memseg_import_connect(c, 0, rsm_id(e, k), RSM_PERM_RDWR, &im[k]), "rsm_memseg_import_connect");
     for (long n; (n = next_count(cmd)) > 0;) {
         double t0 = now();
-        for (long i = 0; i < n; i++) {
-            check(rsm_intr_signal_post(im, 0), "rsm_intr_signal_post on the import handle");
-            check(rsm_intr_signal_wait(im, wait_ms), "rsm_intr_signal_wait on the import handle");
-        }
+        for (int k = 0; k < np; k++)
+            for (long i = share(n, k, np); i > 0; i--) {
+                check(rsm_intr_signal_post(im[k], 0), "rsm_intr_signal_post on the import handle");
+                check(rsm_intr_signal_wait(im[k], wait_ms), "rsm_intr_signal_wait on the import handle");
+            }
         double t = now() - t0;
         reply(res, &t, sizeof t);
     }
-    check(rsm_memseg_import_disconnect(im), "rsm_memseg_import_disconnect");
+    for (int k = 0; k < np; k++) check(rsm_memseg_import_disconnect(im[k]), "rsm_memseg_import_disconnect");
     check(rsm_release_controller(c), "rsm_release_controller");
 }
 
 /* Raw spin: two counters a cache line apart (128 bytes: adjacent-line
- * prefetch pairs lines) in a shared page made before fork; each side
- * stores its own and spins on the other's. */
+ * prefetch pairs lines) in a shared page made before fork, one page per
+ * place; each side stores its own and spins on the other's. */
 static uint64_t *flags;
 
 static void spin_side(int is_a, int cmd, int res)
 {
-    uint64_t *ping = flags, *pong = flags + 16;
-    uint64_t seq = 0;
+    uint64_t seq[PLACES] = {0};
     for (long n; (n = next_count(cmd)) > 0;) {
         double t0 = now();
-        for (long i = 0; i < n; i++) {
-            seq++;
-            if (is_a) {
-                __atomic_store_n(ping, seq, __ATOMIC_RELEASE);
-                while (__atomic_load_n(pong, __ATOMIC_ACQUIRE) != seq) relax();
-            } else {
-                while (__atomic_load_n(ping, __ATOMIC_ACQUIRE) != seq) relax();
-                __atomic_store_n(pong, seq, __ATOMIC_RELEASE);
+        for (int k = 0; k < PLACES; k++) {
+            uint64_t *ping = flags + k * 512, *pong = ping + 16;
+            for (long i = share(n, k, PLACES); i > 0; i--) {
+                uint64_t q = ++seq[k];
+                if (is_a) {
+                    __atomic_store_n(ping, q, __ATOMIC_RELEASE);
+                    while (__atomic_load_n(pong, __ATOMIC_ACQUIRE) != q) relax();
+                } else {
+                    while (__atomic_load_n(ping, __ATOMIC_ACQUIRE) != q) relax();
+                    __atomic_store_n(pong, q, __ATOMIC_RELEASE);
+                }
             }
         }
         double t = now() - t0;
@@ -175,8 +209,8 @@ static void side(void *arg, int cmd, int res)
 {
     int e = (int)(intptr_t)arg / 2, s = (int)(intptr_t)arg % 2;
     switch (exps[e].kind) {
-    case RSM_SPIN: (s ? rsm_b : rsm_a)("200000", exps[e].wait_ms, rsm_id(e), cmd, res); break;
-    case RSM_BLOCK: (s ? rsm_b : rsm_a)("0", exps[e].wait_ms, rsm_id(e), cmd, res); break;
+    case RSM_SPIN: (s ? rsm_b : rsm_a)("200000", exps[e].wait_ms, e, places(e), cmd, res); break;
+    case RSM_BLOCK: (s ? rsm_b : rsm_a)("0", exps[e].wait_ms, e, places(e), cmd, res); break;
     case RAW_SPIN: spin_side(!s, cmd, res); break;
     case RAW_EVENTFD: eventfd_side(e, !s, cmd, res); break;
     }
@@ -207,9 +241,9 @@ int main(int argc, char **argv)
     /* This process never calls the library: each child reads its own
      * RSM_SPIN_US at its first wait. */
 
-    flags = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    flags = mmap(NULL, PLACES * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (flags == MAP_FAILED) die("mmap: %s", strerror(errno));
-    memset(flags, 0, 4096);
+    memset(flags, 0, PLACES * 4096);
     for (int e = 0; e < N_EXP; e++) {
         efd[e][0] = eventfd(0, EFD_CLOEXEC);
         efd[e][1] = eventfd(0, EFD_CLOEXEC);
@@ -273,9 +307,10 @@ int main(int argc, char **argv)
     printf("(ratio: median over the runs of ours / baseline measured side by side in each run;\n"
            " UCX: ucx_perftest -t ucp_am_lat, 8 bytes, UCX_TLS=posix,self, pinned as our pair,\n"
            " twice its one-way latency: a library's message round trip, for information)\n");
-    printf("(spinning: RSM_SPIN_US=200000 vs a shared-flag spin; blocking: RSM_SPIN_US=0 and\n"
+    printf("(spinning: RSM_SPIN_US=200000 vs a shared-flag spin, each spread over %d segments / %d pages\n"
+           " (a line's transfer cost depends on its physical address); blocking: RSM_SPIN_US=0 and\n"
            " untimed waits vs an eventfd ping-pong; runs of %ld / %ld / %ld / %ld round trips)\n",
-           exps[0].n / scale, exps[2].n / scale, exps[4].n / scale, exps[6].n / scale);
+           PLACES, PLACES, exps[0].n / scale, exps[2].n / scale, exps[4].n / scale, exps[6].n / scale);
     for (int m = 0; m < N_EXP / 2; m++)
         if (rows[m].target > 0) {
             char what[96];
