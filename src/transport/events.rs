@@ -1,17 +1,23 @@
-//! Event counters (spec 4.9) as any transport keeps them: two 64-bit words
-//! in memory both sides map, plus a doorbell for whoever has to sleep
-//! (DESIGN.md 5.6).
+//! Event counters (spec 4.9) as any transport keeps them: five words in
+//! memory both sides map (`Words`), plus a doorbell for whoever has to
+//! sleep (DESIGN.md 5.6).
 //!
-//! `posted` is written by posters: the number of events ever posted (bits
-//! 0-47, wrapping), `ARMED` (someone may be asleep on the doorbell, or the
-//! program holds the pollfd and may poll it at any time) and `RUNG` (the
-//! doorbell has been made readable). `consumed` is written by consumers:
-//! the number of events ever taken. Pending = posted - consumed. Split so a
-//! spinning consumer's take does not pull the poster's cache line back: a
-//! round trip moves each line as often as a raw shared-flag ping-pong.
+//! `posted` is written by the posting process: the number of events it
+//! ever posted (48 bits, wrapping); `extra` counts posts by other
+//! processes (a forked child). `flags` holds `ARMED` (someone may be
+//! asleep on the doorbell, or the program holds the pollfd and may poll
+//! it at any time), `RUNG` (the doorbell has been made readable) and
+//! `SLEEPING`. `consumed` is written by consumers: the number of events
+//! ever taken. Pending = posted + extra - consumed. Split so a spinning
+//! consumer's take does not pull the poster's cache line back: a round
+//! trip moves each line as often as a raw shared-flag ping-pong.
 //!
-//! A post is one compare-and-swap on `posted`; it makes a system call only
-//! when someone may be asleep. A waiter spins for a bounded time, then
+//! A post is a plain store to `posted` and a locked add on a line of the
+//! poster's own process (`Poster`); it makes a system call only when
+//! someone may be asleep. A waiter that spins first claims the next event
+//! (`claim`): the event, when it comes, is already its own, and it
+//! returns on a plain load, with no locked instruction between the event
+//! and the answer. A waiter spins for a bounded time, then
 //! sleeps in one of two ways. On a `wakes` word next to the counter (a
 //! futex on the same host): it sets `SLEEPING` and sleeps while `wakes`
 //! is unchanged; a post that clears `SLEEPING` bumps `wakes` and wakes
@@ -56,6 +62,14 @@ pub const SLEEPING: u64 = 1 << 2;
 /// Tries a poster makes to leave `posted` equal to its count before it
 /// gives up (only a peer scribbling on the word can make it give up).
 const PUBLISH_TRIES: u32 = 64;
+/// Tries to give a claim back (only a peer scribbling on `consumed` can
+/// use them up).
+const UNCLAIM_TRIES: u32 = 64;
+
+/// A waiter's claim on the next event of a counter (`Counter::claim`):
+/// the event's number.
+#[derive(Debug)]
+pub struct Ticket(u64);
 
 /// How a sleep on a doorbell ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +133,12 @@ pub struct Poster {
 }
 
 impl Poster {
+    /// Whether this process owns the counter this poster posts on (and
+    /// the process on this side of the channel: its waiters may claim).
+    pub fn owned(&self) -> bool {
+        self.owner == crate::transport::shm::fork::pid()
+    }
+
     /// The poster of a counter that has seen no post, owned by this
     /// process.
     pub fn fresh() -> Poster {
@@ -315,6 +335,69 @@ impl<'a> Counter<'a> {
         pending_of(self.total(Ordering::Acquire), c) != 0
     }
 
+    /// Claims the next event, when none is pending and no other claim is
+    /// out: `consumed` moves one ahead of the posted total, so the event,
+    /// when it comes, is already taken by the claimer, and nobody else
+    /// sees it pending. The claimer learns it came with plain loads
+    /// (`claimed`), and gives the claim back if it stops waiting
+    /// (`unclaim`). The locked instruction is paid here, before the event,
+    /// not between the event and the wait's return. `None`: take instead.
+    ///
+    /// A claim is given back before a sleep, so it is only ever out while
+    /// a thread spins. A process that dies while it spins with one takes
+    /// the next event with it; only processes that own the channel's side
+    /// claim (not a forked child), so that event had nobody else to go to.
+    pub fn claim(self) -> Option<Ticket> {
+        let c = self.consumed.load(Ordering::SeqCst);
+        if self.total(Ordering::SeqCst) != c {
+            return None;
+        }
+        self.consumed
+            .compare_exchange(
+                c,
+                c.wrapping_add(1) & COUNT,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .ok()
+            .map(|_| Ticket(c))
+    }
+
+    /// Whether the claimed event has come (plain loads). When it has, the
+    /// doorbell is settled if it was rung, as `take` does for the last
+    /// event.
+    pub fn claimed(self, t: &Ticket, bell: &dyn Doorbell) -> bool {
+        if pending_of(self.total(Ordering::Acquire), t.0) == 0 {
+            return false;
+        }
+        if self.flags.load(Ordering::Relaxed) & RUNG != 0 {
+            self.settle(bell);
+        }
+        true
+    }
+
+    /// Gives a claim back. `true` if the event came first: it is the
+    /// caller's (taken). Nobody but the claimer moves `consumed` while the
+    /// claimed event has not come (nothing is pending), so giving back
+    /// fails only once it has.
+    pub fn unclaim(self, t: Ticket, bell: &dyn Doorbell) -> bool {
+        let ahead = t.0.wrapping_add(1) & COUNT;
+        for _ in 0..UNCLAIM_TRIES {
+            if self.claimed(&t, bell) {
+                return true;
+            }
+            if self
+                .consumed
+                .compare_exchange(ahead, t.0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return false;
+            }
+        }
+        // A peer scribbling on `consumed`: the claim is lost with it.
+        false
+    }
+
     /// Consumes one event if one is pending. Settles the doorbell when this
     /// took the last one while it was rung, or when nothing was pending but
     /// the bell was rung (a lost race): level-triggered pollers must not
@@ -471,6 +554,25 @@ impl LocalCounter {
 
 /// The side of a segment a process waits on, as the wait loop needs it.
 pub trait Waitable {
+    /// What a spinning waiter holds while it has claimed the next event
+    /// (`Counter::claim`): the ticket, and what keeps its counter alive.
+    type Claim;
+    /// Claims the next event for a spin, if this side can (one counter to
+    /// wait on, owned by this process, nothing pending); `None`: spin
+    /// with `pending` and `take`.
+    fn claim(&self) -> Option<Self::Claim> {
+        None
+    }
+    /// Looks up to `rounds` times for the claimed event: `Some(true)` it
+    /// came (taken), `Some(false)` not yet, `None` the claim should be
+    /// given back (events came elsewhere, or what it was on changed).
+    fn spin_claimed(&self, _claim: &Self::Claim, _rounds: u32) -> Option<bool> {
+        None
+    }
+    /// Gives a claim back; `true` if the event came first (taken).
+    fn unclaim(&self, _claim: Self::Claim) -> bool {
+        false
+    }
     /// Consumes one pending event, if any.
     fn take(&self) -> bool;
     /// Whether an event seems pending (no system call, for spinning).
@@ -520,7 +622,7 @@ pub fn spin() -> Duration {
 /// `rsm_intr_signal_wait` with timeout 0 on a transport's side: one
 /// event if pending, else why waiting is pointless, else (a wake-up that
 /// found nothing) the doorbells are settled and `false`.
-pub fn take_now(w: &dyn Waitable) -> RsmResult<bool> {
+pub fn take_now<W: Waitable + ?Sized>(w: &W) -> RsmResult<bool> {
     if w.take() {
         return Ok(true);
     }
@@ -539,9 +641,31 @@ const SPIN_ROUNDS: u32 = 32;
 /// Default spin bound in microseconds.
 pub const DEFAULT_SPIN_US: u64 = 30;
 
+/// One batch of probes while spinning: on the claimed event if there is a
+/// claim (given back if `spin_claimed` says so), else with takes.
+fn probe<W: Waitable + ?Sized>(w: &W, claim: &mut Option<W::Claim>) -> bool {
+    if let Some(c) = claim {
+        match w.spin_claimed(c, SPIN_ROUNDS) {
+            Some(got) => return got,
+            None => {
+                if claim.take().is_some_and(|c| w.unclaim(c)) {
+                    return true;
+                }
+            }
+        }
+    }
+    w.spin(SPIN_ROUNDS)
+}
+
+/// Ends a spin: gives the claim back, if any; `true` if its event came.
+fn end_spin<W: Waitable + ?Sized>(w: &W, claim: &mut Option<W::Claim>) -> bool {
+    claim.take().is_some_and(|c| w.unclaim(c))
+}
+
 /// `rsm_intr_signal_wait`: consumes one event, waiting up to `timeout_ms`
-/// (0: just look; negative: forever); spins for `spin` first.
-pub fn wait(w: &dyn Waitable, timeout_ms: i32, spin: Duration) -> RsmResult<()> {
+/// (0: just look; negative: forever); spins for `spin` first, holding a
+/// claim on the next event where the side allows one.
+pub fn wait<W: Waitable + ?Sized>(w: &W, timeout_ms: i32, spin: Duration) -> RsmResult<()> {
     if w.take() {
         return Ok(());
     }
@@ -551,23 +675,41 @@ pub fn wait(w: &dyn Waitable, timeout_ms: i32, spin: Duration) -> RsmResult<()> 
     if timeout_ms == 0 {
         return Err(RsmError::Timeout);
     }
-    // One batch of probes before the first look at the clock: a peer that
-    // answers within it (a ping-pong) costs no clock read at all.
-    if !spin.is_zero() && w.spin(SPIN_ROUNDS) {
-        return Ok(());
-    }
-    let start = Instant::now();
-    let deadline = (timeout_ms > 0).then(|| start + Duration::from_millis(timeout_ms as u64));
-    let spin_end = start + deadline.map_or(spin, |d| spin.min(d - start));
-    // The clock is read through the vDSO: no system call while spinning.
-    while Instant::now() < spin_end {
-        if w.spin(SPIN_ROUNDS) {
+    let mut start = None;
+    if !spin.is_zero() {
+        let mut claim = w.claim();
+        // One batch of probes before the first look at the clock: a peer
+        // that answers within it (a ping-pong) costs no clock read at all.
+        if probe(w, &mut claim) {
             return Ok(());
         }
-        if let Some(e) = w.ended() {
-            return Err(e);
+        let now = *start.insert(Instant::now());
+        let spin_end = if timeout_ms > 0 {
+            now + spin.min(Duration::from_millis(timeout_ms as u64))
+        } else {
+            now + spin
+        };
+        // The clock is read through the vDSO: no system call while
+        // spinning.
+        while Instant::now() < spin_end {
+            if probe(w, &mut claim) {
+                return Ok(());
+            }
+            if let Some(e) = w.ended() {
+                if end_spin(w, &mut claim) {
+                    return Ok(());
+                }
+                return Err(e);
+            }
+        }
+        // Never asleep with a claim: a post wakes sleepers by the pending
+        // count, which a claim hides.
+        if end_spin(w, &mut claim) {
+            return Ok(());
         }
     }
+    let start = start.unwrap_or_else(Instant::now);
+    let deadline = (timeout_ms > 0).then(|| start + Duration::from_millis(timeout_ms as u64));
     loop {
         if w.take() {
             return Ok(());
@@ -765,6 +907,87 @@ mod tests {
         assert_eq!(w.words.consumed.load(Ordering::Relaxed), 6);
     }
 
+    /// A claim takes the next event before it comes: nobody else sees it
+    /// pending, and the claimer finds it with loads.
+    #[test]
+    fn a_claimed_event_is_the_claimers() {
+        let w = W::default();
+        let bell = Bell::default();
+        let t = w.c().claim().expect("nothing pending: claims");
+        assert!(w.c().claim().is_none(), "one claim out at a time");
+        assert!(!w.c().claimed(&t, &bell));
+        w.post(false, &bell);
+        assert_eq!(w.pending(), 0, "the claimer's, not pending");
+        assert!(!w.c().take(&bell), "nobody else takes it");
+        assert!(w.c().claimed(&t, &bell));
+        // The next event is anybody's again.
+        w.post(false, &bell);
+        assert_eq!(w.pending(), 1);
+        assert!(w.c().claim().is_none(), "events pending: take instead");
+        assert!(w.c().take(&bell));
+        assert_eq!(w.pending(), 0);
+    }
+
+    /// A claim given back before its event leaves the count as it was; one
+    /// given back after its event came takes it.
+    #[test]
+    fn unclaim_gives_back_or_takes() {
+        let w = W::default();
+        let t = w.c().claim().unwrap();
+        assert!(!w.c().unclaim(t, &Null), "nothing came: given back");
+        w.post(false, &Null);
+        assert_eq!(w.pending(), 1, "the event after a give-back is pending");
+        assert!(w.c().take(&Null));
+        let t = w.c().claim().unwrap();
+        w.post(false, &Null);
+        w.post(false, &Null);
+        // Another consumer takes the second event meanwhile.
+        assert!(w.c().take(&Null));
+        assert!(w.c().unclaim(t, &Null), "the first event came: it is ours");
+        assert_eq!(w.pending(), 0);
+        assert!(!w.c().take(&Null));
+    }
+
+    /// A post with `no_accumulate` goes through while a claim is out
+    /// (nothing is pending: somebody waits), and the claimed event, once
+    /// come, does not block the next one.
+    #[test]
+    fn no_accumulate_with_a_claim_out() {
+        let w = W::default();
+        let t = w.c().claim().unwrap();
+        w.post(true, &Null);
+        assert!(w.c().claimed(&t, &Null));
+        w.post(true, &Null);
+        w.post(true, &Null);
+        assert_eq!(w.pending(), 1);
+    }
+
+    /// The claimed event settles a rung doorbell, as the last take does: a
+    /// level-triggered poller must not see it readable with nothing behind.
+    #[test]
+    fn a_claimed_event_settles_the_doorbell() {
+        let w = W::default();
+        let bell = Bell::default();
+        w.c().arm(true, &bell);
+        let t = w.c().claim().unwrap();
+        w.post(false, &bell);
+        assert!(bell.readable.get(), "an armed counter rings at a post");
+        assert!(w.c().claimed(&t, &bell));
+        assert!(!bell.readable.get(), "drained: nothing is pending");
+        w.post(false, &bell);
+        assert!(bell.readable.get(), "the next event rings again");
+    }
+
+    /// A peer scribbling on `consumed` while a claim is out cannot make
+    /// the claimer spin for ever giving it back.
+    #[test]
+    fn unclaim_survives_a_scribbled_counter() {
+        let w = W::default();
+        let t = w.c().claim().unwrap();
+        w.words.consumed.store(1000, Ordering::Relaxed);
+        assert!(!w.c().unclaim(t, &Null));
+    }
+
     #[test]
     fn hostile_ring_without_events_is_drained() {
         let w = W::default();
@@ -867,7 +1090,8 @@ mod tests {
     }
 
     /// Posters on several threads of the owner (publishing through one
-    /// `Poster`), one on `extra`, and takers: every event taken once.
+    /// `Poster`), one on `extra`, takers and a claimer: every event taken
+    /// once.
     #[test]
     fn concurrent_posts_and_takes_balance() {
         let w = W::default();
@@ -889,12 +1113,24 @@ mod tests {
                     posters_left.fetch_sub(1, Ordering::SeqCst);
                 });
             }
-            for _ in 0..2 {
-                s.spawn(|| {
+            for k in 0..3 {
+                let (w, taken, posters_left) = (&w, &taken, &posters_left);
+                s.spawn(move || {
                     // Until the posters are done and nothing is left: a
                     // lost post fails the test below instead of hanging it.
+                    // The third consumer claims, spins a little and gives
+                    // back, as a spinning waiter does.
                     let mut mine = 0;
                     loop {
+                        if k == 2 {
+                            if let Some(t) = w.c().claim() {
+                                let got = (0..20).any(|_| w.c().claimed(&t, &Null));
+                                if got || w.c().unclaim(t, &Null) {
+                                    mine += 1;
+                                    continue;
+                                }
+                            }
+                        }
                         if w.c().take(&Null) {
                             mine += 1;
                         } else if posters_left.load(Ordering::SeqCst) == 0 && w.c().count() == 0 {
@@ -905,7 +1141,11 @@ mod tests {
                 });
             }
         });
-        assert_eq!(taken.load(Ordering::Relaxed), 300_000, "posts lost");
+        assert_eq!(
+            taken.load(Ordering::Relaxed),
+            300_000,
+            "posts lost or taken twice"
+        );
         assert_eq!(w.pending(), 0);
         assert_eq!(
             w.words.posted.load(Ordering::Relaxed),

@@ -9,7 +9,7 @@ use super::wire::{self, Attach, Reply, Request};
 use crate::config::NodeId;
 use crate::core::permission::Peer;
 use crate::error::{RsmError, RsmResult};
-use crate::transport::events::{self, Counter, Doorbell, LocalCounter, Waitable, Woke};
+use crate::transport::events::{self, Counter, Doorbell, LocalCounter, Ticket, Waitable, Woke};
 use crate::transport::survey::{self, ImporterReport, SegmentDetails};
 use crate::transport::{Admission, ExportPort, ImporterInfo, Signals};
 use arc_swap::ArcSwap;
@@ -1138,6 +1138,47 @@ impl ShmExport {
 }
 
 impl Waitable for ShmExport {
+    /// The only importer's channel, kept alive while claimed on (it may
+    /// leave meanwhile), and the ticket.
+    type Claim = (Arc<Channel>, Ticket);
+
+    /// With one importer and nothing of `own` pending, its counter.
+    fn claim(&self) -> Option<Self::Claim> {
+        let channels = self.channels.load();
+        let [(_, only)] = channels.as_slice() else {
+            return None;
+        };
+        if !only.poster().owned() || self.own().pending() {
+            return None;
+        }
+        let t = only.up().claim()?;
+        Some((Arc::clone(only), t))
+    }
+
+    /// Gives up the claim (`None`) when another importer joins or this one
+    /// leaves, or when events land in `own`.
+    fn spin_claimed(&self, (ch, t): &Self::Claim, rounds: u32) -> Option<bool> {
+        match self.channels.load().as_slice() {
+            [(_, only)] if Arc::ptr_eq(only, ch) => {}
+            _ => return None,
+        }
+        let bell = UpBell { x: self };
+        for _ in 0..rounds {
+            if ch.up().claimed(t, &bell) {
+                return Some(true);
+            }
+            if self.own().pending() {
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+        Some(false)
+    }
+
+    fn unclaim(&self, (ch, t): Self::Claim) -> bool {
+        ch.up().unclaim(t, &UpBell { x: self })
+    }
+
     fn take(&self) -> bool {
         self.take_one(&self.channels.load())
     }

@@ -9,7 +9,7 @@ use super::export::segment_name;
 use super::wire::{self, Attach, Reply, Request};
 use crate::config::NodeId;
 use crate::error::{RsmError, RsmResult};
-use crate::transport::events::{self, Doorbell, Waitable, Woke};
+use crate::transport::events::{self, Doorbell, Ticket, Waitable, Woke};
 use crate::transport::{ImportPort, Signals};
 use nix::sys::socket::{
     self, connect, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
@@ -731,6 +731,33 @@ impl<'a> Attached<'a> {
 }
 
 impl Waitable for Attached<'_> {
+    type Claim = Ticket;
+
+    /// The importer's only counter, if this process made the import (a
+    /// forked child takes instead: see `Counter::claim`).
+    fn claim(&self) -> Option<Ticket> {
+        if !self.1.poster().owned() {
+            return None;
+        }
+        self.1.down().claim()
+    }
+
+    fn spin_claimed(&self, t: &Ticket, rounds: u32) -> Option<bool> {
+        let down = self.1.down();
+        let bell = DownBell(self.0, self.1);
+        for _ in 0..rounds {
+            if down.claimed(t, &bell) {
+                return Some(true);
+            }
+            std::hint::spin_loop();
+        }
+        Some(false)
+    }
+
+    fn unclaim(&self, t: Ticket) -> bool {
+        self.1.down().unclaim(t, &DownBell(self.0, self.1))
+    }
+
     fn take(&self) -> bool {
         self.1.down().take(&DownBell(self.0, self.1))
     }

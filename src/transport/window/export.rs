@@ -449,6 +449,10 @@ impl ExportPort for WindowExportPort {
 }
 
 impl Waitable for WinExport {
+    /// No claims on a window yet: its counters are polled across the
+    /// bus, where the take's locked instruction is not what a spin pays.
+    type Claim = std::convert::Infallible;
+
     fn take(&self) -> bool {
         self.take_one()
     }

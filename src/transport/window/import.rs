@@ -322,6 +322,10 @@ fn page_round(len: usize, page: usize) -> usize {
 }
 
 impl Waitable for WinImport {
+    /// No claims on a window yet: its counters are polled across the
+    /// bus, where the take's locked instruction is not what a spin pays.
+    type Claim = std::convert::Infallible;
+
     fn take(&self) -> bool {
         self.kept.counter().take(&NoBell)
             || (!self.done() && self.win.down(self.slot).take(&NoBell))
