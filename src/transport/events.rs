@@ -136,7 +136,7 @@ impl Poster {
     /// Whether this process owns the counter this poster posts on (and
     /// the process on this side of the channel: its waiters may claim).
     pub fn owned(&self) -> bool {
-        self.owner == crate::transport::shm::fork::pid()
+        self.owner == crate::transport::process::pid()
     }
 
     /// The poster of a counter that has seen no post, owned by this
@@ -144,7 +144,7 @@ impl Poster {
     pub fn fresh() -> Poster {
         Poster {
             count: AtomicU64::new(0),
-            owner: crate::transport::shm::fork::pid(),
+            owner: crate::transport::process::pid(),
         }
     }
 
@@ -153,7 +153,7 @@ impl Poster {
     pub fn new(counter: Counter<'_>) -> Poster {
         Poster {
             count: AtomicU64::new(counter.posted.load(Ordering::Acquire) & COUNT),
-            owner: crate::transport::shm::fork::pid(),
+            owner: crate::transport::process::pid(),
         }
     }
 }
@@ -225,7 +225,7 @@ impl<'a> Counter<'a> {
     /// `ARMED`) and its read of the counts are, so either the poster sees
     /// the flag or the sleeper sees the event (Dekker).
     pub fn post(self, poster: &Poster, no_accumulate: bool, bell: &dyn Doorbell) {
-        if poster.owner != crate::transport::shm::fork::pid() {
+        if poster.owner != crate::transport::process::pid() {
             self.add_extra(1, no_accumulate, bell);
             return;
         }
@@ -854,7 +854,7 @@ mod tests {
             words: LocalCounter::default(),
             poster: Poster {
                 count: AtomicU64::new(COUNT - 1),
-                owner: crate::transport::shm::fork::pid(),
+                owner: crate::transport::process::pid(),
             },
         };
         w.words.posted.store(COUNT - 1, Ordering::Relaxed);
@@ -873,7 +873,7 @@ mod tests {
             words: LocalCounter::default(),
             poster: Poster {
                 count: AtomicU64::new(top),
-                owner: crate::transport::shm::fork::pid(),
+                owner: crate::transport::process::pid(),
             },
         };
         w.words.posted.store(top, Ordering::Relaxed);

@@ -4,6 +4,7 @@
 //! signals share (DESIGN.md 5.6).
 
 pub mod events;
+pub mod process;
 pub mod shm;
 pub mod survey;
 pub mod window;

@@ -98,7 +98,7 @@ static AGENT: Mutex<Option<(u32, Arc<Agent>)>> = Mutex::new(None);
 /// The agent of this process, started on first use. A forked child gets
 /// its own (threads do not survive fork).
 pub fn agent() -> RsmResult<Arc<Agent>> {
-    let pid = super::fork::pid();
+    let pid = crate::transport::process::pid();
     let mut slot = AGENT.lock();
     if let Some((owner, agent)) = slot.as_ref() {
         if *owner == pid {
@@ -133,7 +133,7 @@ fn open_spare() -> Option<OwnedFd> {
 pub fn running() -> Option<Arc<Agent>> {
     let slot = AGENT.lock();
     slot.as_ref()
-        .filter(|(owner, _)| *owner == super::fork::pid())
+        .filter(|(owner, _)| *owner == crate::transport::process::pid())
         .map(|(_, a)| Arc::clone(a))
 }
 

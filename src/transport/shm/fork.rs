@@ -13,7 +13,6 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 
 /// A std (futex) mutex, not parking_lot's: if the agent thread is queued
@@ -22,9 +21,6 @@ use std::sync::{Mutex, MutexGuard, Once};
 /// hangs. A futex mutex's unlock only clears the word and wakes nobody.
 static SOCKETS: Mutex<BTreeSet<RawFd>> = Mutex::new(BTreeSet::new());
 static INSTALL: Once = Once::new();
-/// This process's id once read; 0 until then and again in a forked child
-/// (the child handler clears it), so a lookup costs no `getpid` call.
-static PID: AtomicU32 = AtomicU32::new(0);
 
 thread_local! {
     /// The guard `prepare` takes, held across fork by the forking thread,
@@ -47,7 +43,6 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
-    PID.store(0, Ordering::Relaxed);
     HELD.with(|h| {
         let Some(mut fds) = h.borrow_mut().take() else {
             return;
@@ -76,22 +71,6 @@ fn install() {
         // arguments, valid for the life of the process.
         unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     });
-}
-
-/// This process's id, kept across calls and read again after `fork`
-/// (through `pthread_atfork`, as the rest of this module). A child made
-/// by a raw `clone` that skips the handlers is not supported, as for the
-/// sockets above.
-pub fn pid() -> u32 {
-    install();
-    match PID.load(Ordering::Relaxed) {
-        0 => {
-            let pid = std::process::id();
-            PID.store(pid, Ordering::Relaxed);
-            pid
-        }
-        pid => pid,
-    }
 }
 
 /// Tracks a socket of ours so a forked child lets go of it.

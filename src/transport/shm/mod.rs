@@ -10,7 +10,7 @@
 mod agent;
 mod channel;
 mod export;
-pub(crate) mod fork;
+mod fork;
 mod import;
 pub(crate) mod memory;
 pub mod wire;
