@@ -62,9 +62,6 @@ pub const SLEEPING: u64 = 1 << 2;
 /// Tries a poster makes to leave `posted` equal to its count before it
 /// gives up (only a peer scribbling on the word can make it give up).
 const PUBLISH_TRIES: u32 = 64;
-/// Tries to give a claim back (only a peer scribbling on `consumed` can
-/// use them up).
-const UNCLAIM_TRIES: u32 = 64;
 
 /// A waiter's claim on the next event of a counter (`Counter::claim`):
 /// the event's number.
@@ -377,25 +374,35 @@ impl<'a> Counter<'a> {
     }
 
     /// Gives a claim back. `true` if the event came first: it is the
-    /// caller's (taken). Nobody but the claimer moves `consumed` while the
-    /// claimed event has not come (nothing is pending), so giving back
-    /// fails only once it has.
+    /// caller's (taken).
+    ///
+    /// Nobody but the claimer moves `consumed` from one ahead of the
+    /// ticket while the claimed event has not come: a take or `take_all`
+    /// needs events beyond it, another claim needs it come. So a give-back
+    /// that finds `consumed` moved on means the event came, whatever
+    /// `posted` reads now: a poster thread's late store of an older number
+    /// can make it read behind for a moment, and a claimer that trusted
+    /// that read gave up an event the others had passed (lost). Found
+    /// further back, `consumed` was scribbled by the peer: the claim goes
+    /// with it.
     pub fn unclaim(self, t: Ticket, bell: &dyn Doorbell) -> bool {
+        if self.claimed(&t, bell) {
+            return true;
+        }
         let ahead = t.0.wrapping_add(1) & COUNT;
-        for _ in 0..UNCLAIM_TRIES {
-            if self.claimed(&t, bell) {
-                return true;
-            }
-            if self
-                .consumed
-                .compare_exchange(ahead, t.0, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
-                return false;
+        match self
+            .consumed
+            .compare_exchange(ahead, t.0, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => false,
+            Err(now) if pending_of(now, ahead) == 0 => false,
+            Err(_) => {
+                if self.flags.load(Ordering::Relaxed) & RUNG != 0 {
+                    self.settle(bell);
+                }
+                true
             }
         }
-        // A peer scribbling on `consumed`: the claim is lost with it.
-        false
     }
 
     /// Consumes one event if one is pending. Settles the doorbell when this
@@ -978,13 +985,43 @@ mod tests {
         assert!(bell.readable.get(), "the next event rings again");
     }
 
+    /// `posted` can read behind for a moment: a poster thread whose store
+    /// of an older number lands after newer ones (it repairs it after
+    /// taking its number). A claimer giving back then does not see its
+    /// event, but `consumed` moved on past it: only a consumer that saw
+    /// it come moves `consumed` on, so it is the claimer's, not lost.
+    #[test]
+    fn a_claim_others_passed_is_kept_over_a_stale_posted() {
+        let w = W::default();
+        w.post(false, &Null);
+        assert!(w.c().take(&Null));
+        let t = w.c().claim().unwrap(); // the second event is ours
+                                        // Two more events published (two poster threads), and another
+                                        // waiter takes the third.
+        w.words.posted.store(3, Ordering::Relaxed);
+        assert!(w.c().take(&Null));
+        // A third poster thread, which read the count before the first
+        // event, stores its stale number now (then takes its number, 4).
+        w.words.posted.store(1, Ordering::Relaxed);
+        assert!(w.c().unclaim(t, &Null), "the second event came: ours");
+        w.words.posted.store(4, Ordering::Relaxed);
+        assert_eq!(w.pending(), 1, "the fourth is pending, nothing else");
+    }
+
     /// A peer scribbling on `consumed` while a claim is out cannot make
-    /// the claimer spin for ever giving it back.
+    /// the claimer spin for ever giving it back: moved on, it reads as
+    /// the event come (a post the peer could have made); moved back, the
+    /// claim is lost with the scribble.
     #[test]
     fn unclaim_survives_a_scribbled_counter() {
         let w = W::default();
         let t = w.c().claim().unwrap();
         w.words.consumed.store(1000, Ordering::Relaxed);
+        assert!(w.c().unclaim(t, &Null));
+        w.words.consumed.store(1000, Ordering::Relaxed);
+        w.words.posted.store(1000, Ordering::Relaxed);
+        let t = w.c().claim().unwrap();
+        w.words.consumed.store(5, Ordering::Relaxed);
         assert!(!w.c().unclaim(t, &Null));
     }
 
