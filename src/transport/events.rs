@@ -68,6 +68,14 @@ const PUBLISH_TRIES: u32 = 64;
 #[derive(Debug)]
 pub struct Ticket(u64);
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: run once between `unclaim`'s look for the claimed event and
+    /// its give-back, to place another thread's steps in that window.
+    pub static BEFORE_GIVE_BACK: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// How a sleep on a doorbell ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Woke {
@@ -388,6 +396,10 @@ impl<'a> Counter<'a> {
     pub fn unclaim(self, t: Ticket, bell: &dyn Doorbell) -> bool {
         if self.claimed(&t, bell) {
             return true;
+        }
+        #[cfg(test)]
+        if let Some(between) = BEFORE_GIVE_BACK.with(|h| h.borrow_mut().take()) {
+            between();
         }
         let ahead = t.0.wrapping_add(1) & COUNT;
         match self

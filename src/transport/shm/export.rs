@@ -1175,8 +1175,30 @@ impl Waitable for ShmExport {
         Some(false)
     }
 
+    /// Gives the claim back; if its importer left meanwhile, `unlink`'s
+    /// move to `own` may have come before the give-back (the claimed
+    /// event is not pending until then): what the channel still holds is
+    /// moved to `own` here. Under the hub's read lock, so `unlink` is
+    /// either over (the channel is off the list) or not begun (it moves
+    /// the events itself); both moves are `take_all`, so each event goes
+    /// once. Only when a spin ends, never between an event and a wait's
+    /// return.
     fn unclaim(&self, (ch, t): Self::Claim) -> bool {
-        ch.up().unclaim(t, &UpBell { x: self })
+        let bell = UpBell { x: self };
+        if ch.up().unclaim(t, &bell) {
+            return true;
+        }
+        let _hub = self.hub.read();
+        if !self
+            .channels
+            .load()
+            .iter()
+            .any(|(_, c)| Arc::ptr_eq(c, &ch))
+        {
+            let n = ch.up().take_all();
+            self.own().add(n, &bell);
+        }
+        false
     }
 
     fn take(&self) -> bool {
@@ -1273,5 +1295,59 @@ impl Signals for ShmExportPort {
 
     fn watch(&self, on: bool) -> RsmResult<()> {
         self.0.set_waiting(|h| h.watched = on)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::events::{Poster, BEFORE_GIVE_BACK};
+
+    /// An export of one fresh page, with no listener (nothing connects:
+    /// channels are linked by hand).
+    fn export() -> ShmExportPort {
+        let len = crate::transport::shm::page_size();
+        // SAFETY: a fresh private anonymous mapping.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        ShmExportPort::bind("unit", p as usize, len).unwrap()
+    }
+
+    /// The claimer looks for its event (not yet), the importer posts it
+    /// and leaves (`unlink` moves what is pending to `own`: the claimed
+    /// event is not pending), then the claimer gives the claim back: the
+    /// event is pending again, on a channel nobody looks at any more. It
+    /// must still reach a wait.
+    #[test]
+    fn a_claim_given_back_after_its_importer_left_keeps_the_event() {
+        let port = export();
+        let x = Arc::clone(&port.0);
+        let (channel, _handout) = Channel::create().unwrap();
+        x.link(7, channel);
+        let claim = x.claim().expect("one importer, nothing pending: claims");
+        let ch = Arc::clone(&claim.0);
+        let importer = Poster::new(ch.up());
+        let leaver = Arc::clone(&x);
+        BEFORE_GIVE_BACK.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                ch.up().post(&importer, false, &UpBell { x: &leaver });
+                leaver.unlink(7);
+            }))
+        });
+        let mine = x.unclaim(claim);
+        assert!(
+            mine || events::take_now(&*x).unwrap(),
+            "the importer's last event is delivered"
+        );
+        assert!(!events::take_now(&*x).unwrap(), "once");
     }
 }
