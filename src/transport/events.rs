@@ -645,13 +645,29 @@ pub fn take_now<W: Waitable + ?Sized>(w: &W) -> RsmResult<bool> {
     if w.take() {
         return Ok(true);
     }
-    match w.ended() {
-        Some(e) => Err(e),
+    match ended(w) {
+        Some(Ok(())) => Ok(true),
+        Some(Err(e)) => Err(e),
         None => {
             w.settle();
             Ok(false)
         }
     }
+}
+
+/// After a look that found no event: `None` to wait on, else how the
+/// wait ends. An event the peer posted just before the end of the
+/// connection (its forced disconnect) can land between that look and the
+/// look at the end; the end came after it, so one more take, after the
+/// end is seen, finds it: events before the end are delivered first. (A
+/// segment destroyed under its own waiters just sends them away.)
+fn ended<W: Waitable + ?Sized>(w: &W) -> Option<RsmResult<()>> {
+    let e = w.ended()?;
+    Some(if e == RsmError::ConnAborted && w.take() {
+        Ok(())
+    } else {
+        Err(e)
+    })
 }
 
 /// Probes between two looks at the clock while spinning.
@@ -688,8 +704,8 @@ pub fn wait<W: Waitable + ?Sized>(w: &W, timeout_ms: i32, spin: Duration) -> Rsm
     if w.take() {
         return Ok(());
     }
-    if let Some(e) = w.ended() {
-        return Err(e);
+    if let Some(r) = ended(w) {
+        return r;
     }
     if timeout_ms == 0 {
         return Err(RsmError::Timeout);
@@ -714,11 +730,14 @@ pub fn wait<W: Waitable + ?Sized>(w: &W, timeout_ms: i32, spin: Duration) -> Rsm
             if probe(w, &mut claim) {
                 return Ok(());
             }
-            if let Some(e) = w.ended() {
+            if w.ended().is_some() {
+                // The claim first (given back, its event may be pending).
                 if end_spin(w, &mut claim) {
                     return Ok(());
                 }
-                return Err(e);
+                if let Some(r) = ended(w) {
+                    return r;
+                }
             }
         }
         // Never asleep with a claim: a post wakes sleepers by the pending
@@ -733,8 +752,8 @@ pub fn wait<W: Waitable + ?Sized>(w: &W, timeout_ms: i32, spin: Duration) -> Rsm
         if w.take() {
             return Ok(());
         }
-        if let Some(e) = w.ended() {
-            return Err(e);
+        if let Some(r) = ended(w) {
+            return r;
         }
         let left = match deadline {
             None => -1,
@@ -1035,6 +1054,81 @@ mod tests {
         let t = w.c().claim().unwrap();
         w.words.consumed.store(5, Ordering::Relaxed);
         assert!(!w.c().unclaim(t, &Null));
+    }
+
+    /// A side whose peer posts one last event and then ends the
+    /// connection: the event lands after the wait's last look for one and
+    /// before its look at the end (with a claim: just before the claim is
+    /// given back, so it is pending again). The end is a message the
+    /// event preceded, so a waiter that sees the end can see the event.
+    struct Ending {
+        w: std::sync::Arc<W>,
+        claims: bool,
+        /// The look at the end that first sees it (the first is before
+        /// any spin).
+        at: u32,
+        looks: std::cell::Cell<u32>,
+    }
+    impl Waitable for Ending {
+        type Claim = Ticket;
+        fn claim(&self) -> Option<Ticket> {
+            self.claims.then(|| self.w.c().claim()).flatten()
+        }
+        fn spin_claimed(&self, t: &Ticket, _: u32) -> Option<bool> {
+            Some(self.w.c().claimed(t, &Null))
+        }
+        fn unclaim(&self, t: Ticket) -> bool {
+            self.w.c().unclaim(t, &Null)
+        }
+        fn take(&self) -> bool {
+            self.w.c().take(&Null)
+        }
+        fn pending(&self) -> bool {
+            self.w.c().pending()
+        }
+        fn ended(&self) -> Option<RsmError> {
+            self.looks.set(self.looks.get() + 1);
+            if self.looks.get() < self.at {
+                return None;
+            }
+            if self.looks.get() == self.at {
+                if self.claims {
+                    let w = std::sync::Arc::clone(&self.w);
+                    BEFORE_GIVE_BACK
+                        .with(|h| *h.borrow_mut() = Some(Box::new(move || w.post(false, &Null))));
+                } else {
+                    self.w.post(false, &Null);
+                }
+            }
+            Some(RsmError::ConnAborted)
+        }
+        fn sleep(&self, _: i32) -> RsmResult<Woke> {
+            Ok(Woke::Woken)
+        }
+        fn settle(&self) {}
+    }
+
+    /// Events that came before a forced disconnect are delivered first,
+    /// however the wait was looking when it came: right away, spinning
+    /// with takes, or spinning with a claim.
+    #[test]
+    fn the_last_event_comes_before_the_end() {
+        for (claims, spin, at) in [(false, 0, 1), (false, 50, 2), (true, 50, 2)] {
+            let e = Ending {
+                w: Default::default(),
+                claims,
+                at,
+                looks: Default::default(),
+            };
+            let spin = Duration::from_micros(spin);
+            assert_eq!(
+                wait(&e, 1000, spin),
+                Ok(()),
+                "claims {claims}, spin {spin:?}"
+            );
+            assert_eq!(wait(&e, 1000, spin), Err(RsmError::ConnAborted));
+            assert_eq!(e.w.pending(), 0);
+        }
     }
 
     #[test]
