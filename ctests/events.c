@@ -88,7 +88,8 @@ static void expect_events(void *seg, int n)
 /* An exporter process: publishes a segment and answers 'y', then obeys one
  * byte at a time, answering 'y' on success: 'P' post on the export handle,
  * 'F' post while the process has no descriptor to spare,
- * 'u' unpublish, 'd' destroy; 'q' destroys (if needed) and exits. */
+ * 'u' unpublish, 'd' destroy, 'D' post and destroy at once; 'q' destroys
+ * (if needed) and exits. */
 struct exporter {
     pid_t pid;
     int cmd, ack;
@@ -123,7 +124,11 @@ static struct exporter start_exporter(void)
             }
             if (c == 'u') rc = rsm_memseg_export_unpublish(seg);
             if (c == 'd') rc = rsm_memseg_export_destroy(seg);
-            if (c == 'd' && rc == RSM_SUCCESS) live = 0;
+            if (c == 'D') {
+                rc = rsm_intr_signal_post(seg, 0);
+                if (rc == RSM_SUCCESS) rc = rsm_memseg_export_destroy(seg);
+            }
+            if ((c == 'd' || c == 'D') && rc == RSM_SUCCESS) live = 0;
             CHECK_RC(rc, RSM_SUCCESS);
             say(ack[1], rc == RSM_SUCCESS ? 'y' : 'n');
         }
@@ -780,30 +785,39 @@ static void *waiter_main(void *arg)
     return NULL;
 }
 
-static void raw_importer_clears_sleeping(void)
+/* A raw importer (no library) of segment `id`: a request (wire version
+ * 3), its reply (token and secret), an attach on a second connection, the
+ * channel on the first. Its page, mapped (MAP_FAILED if it failed); its
+ * connection in *conn. */
+static void *raw_channel(rsm_memseg_id_t id, int *conn)
 {
-    struct local s = local_open(); /* s.im: an importer with no channel yet */
     unsigned char b[64];
     int fds[8], nfds = 0;
-    /* The raw importer: a request (wire version 3), its reply (token and
-     * secret), an attach on a second connection, the channel on the first. */
     const char *fabric = getenv("RSM_FABRIC");
-    int conn = segment_socket(fabric, s.id);
-    CHECK(conn >= 0);
+    *conn = segment_socket(fabric, id);
+    CHECK(*conn >= 0);
     wire_request(b, WIRE_MAGIC, WIRE_VERSION, 0, RSM_PERM_READ);
-    CHECK(send(conn, b, 16, MSG_NOSIGNAL) == 16);
-    CHECK(wire_recv(conn, b, NULL, 0, &nfds, 0) == 40 && b[4] == 0);
+    CHECK(send(*conn, b, 16, MSG_NOSIGNAL) == 16);
+    CHECK(wire_recv(*conn, b, NULL, 0, &nfds, 0) == 40 && b[4] == 0);
     uint64_t token = wire_u64(b + 24), secret = wire_u64(b + 32);
-    int second = segment_socket(fabric, s.id);
+    int second = segment_socket(fabric, id);
     CHECK(second >= 0);
     wire_attach(b, token, secret);
     CHECK(send(second, b, 24, MSG_NOSIGNAL) == 24);
     CHECK(wire_recv(second, b, NULL, 0, &nfds, 0) == 40 && b[4] == 0);
     close(second);
-    CHECK(wire_recv(conn, b, fds, 8, &nfds, 0) == 40 && nfds == 4); /* page, up, down x2 */
+    CHECK(wire_recv(*conn, b, fds, 8, &nfds, 0) == 40 && nfds == 4); /* page, up, down x2 */
     void *page = nfds == 4 ? mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0) : MAP_FAILED;
     CHECK(page != MAP_FAILED);
     for (int i = 0; i < nfds && i < 8; i++) close(fds[i]);
+    return page;
+}
+
+static void raw_importer_clears_sleeping(void)
+{
+    struct local s = local_open(); /* s.im: an importer with no channel yet */
+    int conn;
+    void *page = raw_channel(s.id, &conn);
     if (page == MAP_FAILED) {
         close(conn);
         local_close(&s);
@@ -895,6 +909,574 @@ static void channel_without_descriptors(void)
     close(e.ack);
 }
 
+/* 14. A spinning waiter claims the next event before it comes (design
+ * notes, "Signals"): with nothing pending it moves the consumed count one
+ * ahead, so the next event is its own, and gives the claim back when it
+ * stops spinning. No event may be lost, taken twice or held back by it:
+ * (a) an exporter spinning with a claim on its only importer's channel
+ * while that importer leaves and another connects and posts; (b) an
+ * importer that posts and leaves at once; (c) an exporter that posts and
+ * destroys at once; (d) a forked child spinning on its parent's import
+ * (it must not claim: it dies holding the claim); (e) two threads
+ * spinning on one import; (f) a poller (rsm_intr_signal_wait_pollfd)
+ * beside a spinning waiter, on either side; (g) a raw importer scribbling
+ * on the counter the exporter claims on. Run in a child that sets a
+ * long spin before any wait (RSM_SPIN_US is read at a process's first
+ * wait; children inherit what was read), so every wait here spins, and a
+ * wait that returns well before its spin is over returned on an event. */
+#define CLAIM_SPIN_US 2000000
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* One wait on a thread of its own, timed. */
+struct timed_wait {
+    pthread_t t;
+    void *seg;
+    int timeout, rc;
+    double start, end;
+};
+
+static void *timed_wait_main(void *arg)
+{
+    struct timed_wait *w = arg;
+    w->start = now_s();
+    w->rc = rsm_intr_signal_wait(w->seg, w->timeout);
+    w->end = now_s();
+    return NULL;
+}
+
+static void timed_wait_start(struct timed_wait *w, void *seg, int timeout)
+{
+    w->seg = seg;
+    w->timeout = timeout;
+    w->rc = -1;
+    CHECK(pthread_create(&w->t, NULL, timed_wait_main, w) == 0);
+}
+
+/* Joins the wait; one that is not over 10 s after its own timeout hangs,
+ * and the section ends there. */
+static void timed_wait_join(struct timed_wait *w)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += w->timeout / 1000 + 10;
+    if (pthread_timedjoin_np(w->t, NULL, &t) != 0) {
+        CHECK(!"a wait hung");
+        child_exit();
+    }
+}
+
+/* (a) */
+static void claim_importer_changes(void)
+{
+    char *buf = memory();
+    rsm_memseg_export_handle_t ex;
+    rsm_memseg_id_t id = next_id();
+    CHECK_RC(rsm_memseg_export_create(ctrl, &ex, buf, len, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_publish(ex, &id, NULL, 0), RSM_SUCCESS);
+    /* Importer A connects and posts at once, posts again on 'p', leaves
+     * on 'q'; B connects and posts on 's', leaves on 'q'. Forked before
+     * any thread. */
+    int cmd[2][2], ack[2][2];
+    pid_t pid[2];
+    char c;
+    for (int k = 0; k < 2; k++) {
+        CHECK(pipe(cmd[k]) == 0 && pipe(ack[k]) == 0);
+        pid[k] = child();
+        if (pid[k] == 0) {
+            rsm_memseg_import_handle_t im;
+            CHECK(k == 0 || hear(cmd[k][0]) == 's');
+            CHECK_RC(rsm_memseg_import_connect(ctrl, 0, id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+            do {
+                CHECK_RC(rsm_intr_signal_post(im, 0), RSM_SUCCESS);
+                say(ack[k][1], 'p');
+            } while ((c = hear(cmd[k][0])) == 'p');
+            CHECK(c == 'q');
+            CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+            child_exit();
+        }
+        close(cmd[k][0]);
+        close(ack[k][1]);
+    }
+    CHECK(hear(ack[0][0]) == 'p');
+    CHECK_RC(rsm_intr_signal_wait(ex, 5000), RSM_SUCCESS); /* A's channel: the only one */
+    /* A's post while the wait spins with a claim ends it then, not when
+     * the spin is over. */
+    struct timed_wait w;
+    timed_wait_start(&w, ex, 10000);
+    usleep(50000);
+    say(cmd[0][1], 'p');
+    CHECK(hear(ack[0][0]) == 'p');
+    timed_wait_join(&w);
+    CHECK_RC(w.rc, RSM_SUCCESS);
+    CHECK(w.end - w.start < CLAIM_SPIN_US / 2e6);
+    /* Now A leaves while the wait spins, and B comes and posts. */
+    timed_wait_start(&w, ex, 10000);
+    usleep(50000); /* spinning, with a claim on A's channel */
+    say(cmd[0][1], 'q');
+    check_child(pid[0], "claims (a): importer A");
+    usleep(20000); /* A's channel is gone */
+    say(cmd[1][1], 's');
+    CHECK(hear(ack[1][0]) == 'p');
+    timed_wait_join(&w);
+    CHECK_RC(w.rc, RSM_SUCCESS);
+    /* On B's event, not when the spin was over (it gave up the claim when
+     * its channel list changed, and looked at B's channel). */
+    CHECK(w.end - w.start < CLAIM_SPIN_US / 2e6);
+    CHECK_RC(rsm_intr_signal_wait(ex, 0), RSMERR_TIMEOUT);
+    say(cmd[1][1], 'q');
+    check_child(pid[1], "claims (a): importer B");
+    for (int k = 0; k < 2; k++) {
+        close(cmd[k][1]);
+        close(ack[k][0]);
+    }
+    CHECK_RC(rsm_memseg_export_destroy(ex), RSM_SUCCESS);
+    munmap(buf, len);
+}
+
+/* (b) Rounds with the post coming before the wait, as it starts to spin,
+ * and well into its spin. The first round begins with a spinning wait that
+ * times out: its claim must be given back, or the next event is lost. */
+static void claim_last_post(void)
+{
+    char *buf = memory();
+    rsm_memseg_export_handle_t ex;
+    rsm_memseg_id_t id = next_id();
+    CHECK_RC(rsm_memseg_export_create(ctrl, &ex, buf, len, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_publish(ex, &id, NULL, 0), RSM_SUCCESS);
+    for (int round = 0; round < 8; round++) {
+        int go[2], ack[2];
+        CHECK(pipe(go) == 0 && pipe(ack) == 0);
+        pid_t pid = child();
+        if (pid == 0) {
+            rsm_memseg_import_handle_t im;
+            CHECK_RC(rsm_memseg_import_connect(ctrl, 0, id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+            CHECK_RC(rsm_intr_signal_post(im, 0), RSM_SUCCESS);
+            say(ack[1], 'p');
+            CHECK(hear(go[0]) == 'g');
+            CHECK_RC(rsm_intr_signal_post(im, 0), RSM_SUCCESS);
+            CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+            child_exit();
+        }
+        close(go[0]);
+        close(ack[1]);
+        CHECK(hear(ack[0]) == 'p');
+        CHECK_RC(rsm_intr_signal_wait(ex, 5000), RSM_SUCCESS);
+        if (round == 0) CHECK_RC(rsm_intr_signal_wait(ex, 30), RSMERR_TIMEOUT);
+        struct timed_wait w;
+        timed_wait_start(&w, ex, 3000);
+        usleep((useconds_t)round * 3000);
+        say(go[1], 'g');
+        timed_wait_join(&w);
+        CHECK_RC(w.rc, RSM_SUCCESS);
+        check_child(pid, "claims (b): importer");
+        CHECK_RC(rsm_intr_signal_wait(ex, 0), RSMERR_TIMEOUT);
+        close(go[1]);
+        close(ack[0]);
+    }
+    CHECK_RC(rsm_memseg_export_destroy(ex), RSM_SUCCESS);
+    munmap(buf, len);
+}
+
+/* (c) The event first, then the end of the connection. */
+static void claim_then_destroy(void)
+{
+    for (int round = 0; round < 5; round++) {
+        struct exporter e = start_exporter();
+        rsm_memseg_import_handle_t im;
+        CHECK_RC(rsm_memseg_import_connect(ctrl, 0, e.id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+        CHECK(command(&e, 'P'));
+        CHECK_RC(rsm_intr_signal_wait(im, 5000), RSM_SUCCESS); /* the channel; nothing pending */
+        struct timed_wait w;
+        if (round == 0) { /* a post ends a spinning (claimed) wait at once */
+            timed_wait_start(&w, im, 5000);
+            usleep(50000);
+            CHECK(command(&e, 'P'));
+            timed_wait_join(&w);
+            CHECK_RC(w.rc, RSM_SUCCESS);
+            CHECK(w.end - w.start < CLAIM_SPIN_US / 2e6);
+        }
+        timed_wait_start(&w, im, 5000);
+        usleep((useconds_t)round * 5000);
+        CHECK(command(&e, 'D'));
+        timed_wait_join(&w);
+        CHECK_RC(w.rc, RSM_SUCCESS);
+        CHECK_RC(rsm_intr_signal_wait(im, 5000), RSMERR_CONN_ABORTED);
+        CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+        say(e.cmd, 'q');
+        check_child(e.pid, "claims (c): exporter");
+        close(e.cmd);
+        close(e.ack);
+    }
+}
+
+/* (d) A forked child's wait on its parent's import, killed while it
+ * spins: the parent still gets the next event. */
+static void claim_forked_child(void)
+{
+    struct exporter e = start_exporter();
+    rsm_memseg_import_handle_t im;
+    CHECK_RC(rsm_memseg_import_connect(ctrl, 0, e.id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+    CHECK(command(&e, 'P'));
+    CHECK_RC(rsm_intr_signal_wait(im, 5000), RSM_SUCCESS); /* the channel, before the fork */
+    for (int round = 0; round < 3; round++) {
+        pid_t pid = child();
+        if (pid == 0) {
+            rsm_intr_signal_wait(im, 10000);
+            child_exit();
+        }
+        usleep(100000); /* spinning */
+        int status = 0;
+        CHECK(kill(pid, SIGKILL) == 0);
+        CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+        CHECK(command(&e, 'P'));
+        CHECK_RC(rsm_intr_signal_wait(im, 3000), RSM_SUCCESS);
+    }
+    CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+    say(e.cmd, 'q');
+    check_child(e.pid, "claims (d): exporter");
+    close(e.cmd);
+    close(e.ack);
+}
+
+/* Consumers on threads: each waits (or polls, with
+ * rsm_intr_signal_wait_pollfd) with a short timeout until `claim_got`
+ * reaches `claim_target`, or until it stopped moving for 5 s (an event
+ * lost), or a call fails. Checked by the main thread. */
+static int claim_got, claim_target;
+
+struct consumer {
+    pthread_t t;
+    void *seg;
+    struct pollfd pfd; /* fd -1: wait instead */
+    /* If set: how many events the poster had posted (it counts here
+     * before each post); a consumer never has more. */
+    const uint32_t *posts;
+    long mine, early;
+    int failed_rc, stalled;
+};
+
+static void *consumer_main(void *arg)
+{
+    struct consumer *c = arg;
+    int seen = -1;
+    double since = now_s();
+    for (;;) {
+        int got = __atomic_load_n(&claim_got, __ATOMIC_SEQ_CST);
+        if (got >= claim_target) break;
+        if (got != seen) {
+            seen = got;
+            since = now_s();
+        } else if (now_s() - since > 5) {
+            c->stalled = 1;
+            break;
+        }
+        int rc, n = 0;
+        if (c->pfd.fd >= 0) {
+            struct pollfd p = c->pfd;
+            rc = rsm_intr_signal_wait_pollfd(&p, 1, 100, &n);
+            if (rc == RSM_SUCCESS && (n != 1 || !(p.revents & POLLRDNORM))) rc = -1;
+        } else {
+            rc = rsm_intr_signal_wait(c->seg, 100);
+        }
+        if (rc == RSM_SUCCESS) {
+            c->mine++;
+            int now = __atomic_add_fetch(&claim_got, 1, __ATOMIC_SEQ_CST);
+            if (c->posts && (uint32_t)now > __atomic_load_n(c->posts, __ATOMIC_ACQUIRE)) c->early++;
+        } else if (rc != RSMERR_TIMEOUT) {
+            c->failed_rc = rc;
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Runs `k` consumers until `target` events in all; every one taken once. */
+static void consume(struct consumer *c, int k, int target)
+{
+    claim_target = target;
+    for (int i = 0; i < k; i++) CHECK(pthread_create(&c[i].t, NULL, consumer_main, &c[i]) == 0);
+    for (int i = 0; i < k; i++) {
+        pthread_join(c[i].t, NULL);
+        CHECK(c[i].failed_rc == 0);
+        CHECK(!c[i].stalled);
+        CHECK(c[i].early == 0);
+    }
+    CHECK(__atomic_load_n(&claim_got, __ATOMIC_SEQ_CST) == target);
+}
+
+/* Posts `n` events, a few microseconds apart, now and then idle for a
+ * millisecond, and every 12,500 for longer than the consumers' waits (so
+ * their claims are given back with others out), so waiters often spin
+ * (claimed) with nothing pending and sometimes find several. Counts them
+ * in `*count` first, if given. */
+static void post_paced(void *seg, int n, uint32_t *count)
+{
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        if (count) __atomic_store_n(count, (uint32_t)i + 1, __ATOMIC_RELEASE);
+        bad += rsm_intr_signal_post(seg, 0) != RSM_SUCCESS;
+        if (i % 12500 == 12499) {
+            usleep(150000);
+        } else if (i % 1000 == 999) {
+            usleep(1000);
+        } else {
+            double until = now_s() + (i % 8) * 1e-6;
+            while (now_s() < until) {}
+        }
+    }
+    CHECK(bad == 0);
+}
+
+/* (e) Every event once, and none before it was posted. */
+static void claim_two_waiters(void)
+{
+    enum { N = 100000 };
+    char *buf = memory();
+    rsm_memseg_export_handle_t ex;
+    rsm_memseg_id_t id = next_id();
+    CHECK_RC(rsm_memseg_export_create(ctrl, &ex, buf, len, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_publish(ex, &id, NULL, 0), RSM_SUCCESS);
+    int up[2];
+    CHECK(pipe(up) == 0);
+    pid_t pid = child();
+    if (pid == 0) {
+        rsm_memseg_import_handle_t im;
+        CHECK_RC(rsm_memseg_import_connect(ctrl, 0, id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+        say(up[1], 'c');
+        CHECK_RC(rsm_intr_signal_wait(im, 5000), RSM_SUCCESS); /* the channel */
+        /* The exporter counts its posts in the segment's first word. */
+        uint32_t *posts = NULL;
+        CHECK_RC(rsm_memseg_import_map(im, (void **)&posts, RSM_MAP_NONE, RSM_PERM_READ, 0, len),
+                 RSM_SUCCESS);
+        struct consumer c[2] = {{.seg = im, .pfd = {-1, 0, 0}, .posts = posts},
+                                {.seg = im, .pfd = {-1, 0, 0}, .posts = posts}};
+        say(up[1], 'r');
+        consume(c, 2, N);
+        CHECK_RC(rsm_intr_signal_wait(im, 300), RSMERR_TIMEOUT);
+        printf("events: two threads spinning on one import took %ld + %ld of %d events\n", c[0].mine,
+               c[1].mine, N);
+        CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS);
+        CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+        child_exit();
+    }
+    close(up[1]);
+    CHECK(hear(up[0]) == 'c');
+    CHECK_RC(rsm_intr_signal_post(ex, 0), RSM_SUCCESS);
+    CHECK(hear(up[0]) == 'r');
+    post_paced(ex, N, (uint32_t *)buf);
+    check_child(pid, "claims (e): two waiters");
+    close(up[0]);
+    CHECK_RC(rsm_memseg_export_destroy(ex), RSM_SUCCESS);
+    munmap(buf, len);
+}
+
+/* (f) A waiter and a poller take `n` events together, then the poller
+ * alone `m` more, one at a time: it must wake for each, so the waiter's
+ * claims (which settle the doorbell as the last take does) must not have
+ * left it silent for later posts. Then nothing is pending and the pollfd
+ * is not readable. `to` and `from` talk to the process that posts. */
+static void waiter_and_poller(void *seg, int to, int from, int n, int m)
+{
+    struct consumer c[2] = {{.seg = seg, .pfd = {-1, 0, 0}}, {.seg = seg}};
+    CHECK_RC(rsm_memseg_get_pollfd(seg, &c[1].pfd), RSM_SUCCESS);
+    struct pollfd pfd = c[1].pfd;
+    claim_got = 0;
+    say(to, 'g');
+    consume(c, 2, n);
+    say(to, 'h');
+    consume(&c[1], 1, n + m);
+    CHECK(hear(from) == 'd');
+    printf("events: a spinning waiter took %ld, a poller %ld (%d alone)\n", c[0].mine, c[1].mine, m);
+    int k = -1;
+    for (int i = 0; i < 2; i++) { /* the first may find a stale ring */
+        CHECK_RC(rsm_intr_signal_wait_pollfd(&pfd, 1, 100, &k), RSMERR_TIMEOUT);
+        CHECK(k == 0);
+    }
+    CHECK(poll(&pfd, 1, 0) == 0);
+    CHECK_RC(rsm_intr_signal_wait(seg, 0), RSMERR_TIMEOUT);
+    CHECK_RC(rsm_memseg_release_pollfd(seg), RSM_SUCCESS);
+}
+
+/* Posts for waiter_and_poller: `n` paced on 'g', `m` one by one on 'h'. */
+static void post_for_poller(void *seg, int to, int from, int n, int m)
+{
+    CHECK(hear(from) == 'g');
+    post_paced(seg, n, NULL);
+    CHECK(hear(from) == 'h');
+    for (int i = 0; i < m; i++) {
+        CHECK_RC(rsm_intr_signal_post(seg, 0), RSM_SUCCESS);
+        usleep(500);
+    }
+    say(to, 'd');
+}
+
+/* The exporter consumes ('x') or the importer does ('i'). */
+static void claim_with_poller(char side)
+{
+    enum { N = 50000, M = 200 };
+    char *buf = memory();
+    rsm_memseg_export_handle_t ex;
+    rsm_memseg_id_t id = next_id();
+    CHECK_RC(rsm_memseg_export_create(ctrl, &ex, buf, len, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_memseg_export_publish(ex, &id, NULL, 0), RSM_SUCCESS);
+    int up[2], down[2];
+    CHECK(duct(up) == 0 && duct(down) == 0);
+    pid_t pid = child();
+    if (pid == 0) {
+        rsm_memseg_import_handle_t im;
+        CHECK_RC(rsm_memseg_import_connect(ctrl, 0, id, RSM_PERM_RDWR, &im), RSM_SUCCESS);
+        if (side == 'x') {
+            CHECK_RC(rsm_intr_signal_post(im, 0), RSM_SUCCESS); /* the channel */
+            post_for_poller(im, up[1], down[0], N, M);
+        } else {
+            say(up[1], 'c');
+            CHECK_RC(rsm_intr_signal_wait(im, 5000), RSM_SUCCESS); /* the channel */
+            waiter_and_poller(im, up[1], down[0], N, M);
+        }
+        CHECK(hear(down[0]) == 'q');
+        CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
+        child_exit();
+    }
+    if (side == 'x') {
+        CHECK_RC(rsm_intr_signal_wait(ex, 5000), RSM_SUCCESS);
+        waiter_and_poller(ex, down[1], up[0], N, M);
+    } else {
+        CHECK(hear(up[0]) == 'c');
+        CHECK_RC(rsm_intr_signal_post(ex, 0), RSM_SUCCESS);
+        post_for_poller(ex, down[1], up[0], N, M);
+    }
+    say(down[1], 'q');
+    check_child(pid, side == 'x' ? "claims (f): importer posting" : "claims (f): importer consuming");
+    for (int k = 0; k < 2; k++) {
+        close(up[k]);
+        close(down[k]);
+    }
+    CHECK_RC(rsm_memseg_export_destroy(ex), RSM_SUCCESS);
+    munmap(buf, len);
+}
+
+/* (g) A raw importer, the exporter's only one, scribbles on the words of
+ * its `up` counter (channel.rs: posted, wakes, flags, extra, consumed)
+ * while the exporter's waits spin with claims on it: each wait ends (an
+ * event or its timeout; garbage counts only look like posts), none hangs.
+ * Then a legitimate importer's post arrives once the raw one has left. */
+static int scribbling;
+
+static void *scribbler_main(void *page)
+{
+    volatile uint64_t *w = page; /* posted 0, wakes 1, flags 8, extra 9, consumed 16 */
+    uint64_t x = 88172645463325252ull;
+    while (__atomic_load_n(&scribbling, __ATOMIC_SEQ_CST)) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        uint64_t c = __atomic_load_n(&w[16], __ATOMIC_SEQ_CST);
+        uint64_t e = __atomic_load_n(&w[9], __ATOMIC_SEQ_CST);
+        switch (x % 10) {
+        case 0: __atomic_store_n(&w[0], c - e + 1, __ATOMIC_SEQ_CST); break; /* one pending */
+        case 1: __atomic_store_n(&w[0], c - e - 1, __ATOMIC_SEQ_CST); break; /* behind */
+        case 2: __atomic_store_n(&w[16], c + 1, __ATOMIC_SEQ_CST); break;     /* consumed on */
+        case 3: __atomic_store_n(&w[16], c - 1, __ATOMIC_SEQ_CST); break;     /* consumed back */
+        case 4: __atomic_store_n(&w[16], x >> 8, __ATOMIC_SEQ_CST); break;    /* anything */
+        case 5: __atomic_store_n(&w[8], x >> 61, __ATOMIC_SEQ_CST); break;    /* flags */
+        case 6: __atomic_fetch_add((uint32_t *)&w[1], 1, __ATOMIC_SEQ_CST); break;
+        default: __atomic_store_n(&w[0], c - e, __ATOMIC_SEQ_CST); break; /* nothing pending */
+        }
+        if (x % 1024 == 7) {
+            usleep(30000); /* quiet a while: the waits time out, giving claims back */
+        } else {
+            double until = now_s() + (double)(x >> 40 & 31) * 1e-6;
+            while (now_s() < until) {}
+        }
+    }
+    /* Then it waits for a claim (consumed one ahead of the posts), moves
+     * consumed back behind it, and keeps still: the claimer cannot give
+     * its claim back, and must not wait for the word to change. */
+    __atomic_store_n(&w[8], 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&w[9], 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&w[16], 100, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&w[0], 100, __ATOMIC_SEQ_CST); /* nothing pending */
+    int parked = 0;
+    for (double end = now_s() + 1; now_s() < end && !parked;) {
+        uint64_t c = __atomic_load_n(&w[16], __ATOMIC_SEQ_CST);
+        uint64_t total = __atomic_load_n(&w[0], __ATOMIC_SEQ_CST) + __atomic_load_n(&w[9], __ATOMIC_SEQ_CST);
+        if (c == total + 1 &&
+            __atomic_compare_exchange_n(&w[16], &c, c - 3, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            parked = 1;
+            usleep(1200000);
+        }
+    }
+    /* Quiet again: nothing pending, nothing rung. */
+    for (int i = 0; i < 32; i++) __atomic_store_n(&w[i], 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&scribbling, -1, __ATOMIC_SEQ_CST);
+    return (void *)(intptr_t)parked;
+}
+
+static void claim_hostile(void)
+{
+    struct local s = local_open(); /* s.im: no channel yet */
+    int conn;
+    void *page = raw_channel(s.id, &conn);
+    if (page == MAP_FAILED) {
+        close(conn);
+        local_close(&s);
+        return;
+    }
+    pthread_t t;
+    scribbling = 1;
+    CHECK(pthread_create(&t, NULL, scribbler_main, page) == 0);
+    int waits = 0, got = 0, bad = 0, slow = 0;
+    for (double end = now_s() + 1; __atomic_load_n(&scribbling, __ATOMIC_SEQ_CST) >= 0; waits++) {
+        if (now_s() > end) __atomic_store_n(&scribbling, 0, __ATOMIC_SEQ_CST); /* then still */
+        double t0 = now_s();
+        int rc = rsm_intr_signal_wait(s.ex, 20);
+        got += rc == RSM_SUCCESS;
+        bad += rc != RSM_SUCCESS && rc != RSMERR_TIMEOUT;
+        slow += now_s() - t0 > 1;
+    }
+    void *parked = NULL;
+    pthread_join(t, &parked);
+    CHECK(parked); /* it moved a claim's count back */
+    CHECK(bad == 0 && slow == 0 && waits > 0);
+    printf("events: a raw importer scribbling on its counter: %d waits, %d ended by garbage, %d timed out\n",
+           waits, got, waits - got - bad);
+    munmap(page, 4096);
+    close(conn);
+    /* Whatever it left pending moved to the exporter when it left. */
+    while (rsm_intr_signal_wait(s.ex, 100) == RSM_SUCCESS) {}
+    CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(s.ex, 5000), RSM_SUCCESS);
+    CHECK_RC(rsm_intr_signal_wait(s.ex, 0), RSMERR_TIMEOUT);
+    local_close(&s);
+}
+
+static void claims(void)
+{
+    pid_t pid = child();
+    if (pid == 0) {
+        char spin[16];
+        alarm(60);
+        snprintf(spin, sizeof spin, "%d", CLAIM_SPIN_US);
+        setenv("RSM_SPIN_US", spin, 1);
+        claim_importer_changes();
+        claim_last_post();
+        claim_then_destroy();
+        claim_forked_child();
+        claim_two_waiters();
+        claim_with_poller('x');
+        claim_with_poller('i');
+        claim_hostile();
+        child_exit();
+    }
+    check_child(pid, "claims (section 14)");
+}
+
 int main(void)
 {
     len = (size_t)sysconf(_SC_PAGESIZE);
@@ -908,6 +1490,7 @@ int main(void)
 
     /* First, while no wait has read the spin bound in this process: a
      * child forked later inherits the value this process read. */
+    claims();
     both_directions(1);
     both_directions(0);
     bad_handles();
