@@ -1307,19 +1307,8 @@ mod tests {
     /// channels are linked by hand).
     fn export() -> ShmExportPort {
         let len = crate::transport::shm::page_size();
-        // SAFETY: a fresh private anonymous mapping.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED);
-        ShmExportPort::bind("unit", p as usize, len).unwrap()
+        let p = crate::transport::shm::memory::tests::anon(len);
+        ShmExportPort::bind("unit", p, len).unwrap()
     }
 
     /// The claimer looks for its event (not yet), the importer posts it

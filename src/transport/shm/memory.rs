@@ -345,10 +345,11 @@ impl Region {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn anon(len: usize) -> usize {
+    /// A fresh private anonymous mapping of `len` bytes (never unmapped).
+    pub(crate) fn anon(len: usize) -> usize {
         // SAFETY: a fresh private anonymous mapping.
         let p = unsafe {
             libc::mmap(
