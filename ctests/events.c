@@ -1427,19 +1427,17 @@ static void claim_hostile(void)
     pthread_t t;
     scribbling = 1;
     CHECK(pthread_create(&t, NULL, scribbler_main, page) == 0);
-    int waits = 0, got = 0, bad = 0, hung = 0;
+    int waits = 0, got = 0, bad = 0;
     for (double end = now_s() + 1; __atomic_load_n(&scribbling, __ATOMIC_SEQ_CST) >= 0; waits++) {
         if (now_s() > end) __atomic_store_n(&scribbling, 0, __ATOMIC_SEQ_CST); /* then still */
-        double t0 = now_s();
         int rc = rsm_intr_signal_wait(s.ex, 20);
         got += rc == RSM_SUCCESS;
         bad += rc != RSM_SUCCESS && rc != RSMERR_TIMEOUT;
-        hung += now_s() - t0 > 10; /* a 20 ms wait that did not end */
     }
     void *parked = NULL;
     pthread_join(t, &parked);
     CHECK(parked); /* it moved a claim's count back */
-    CHECK(bad == 0 && hung == 0 && waits > 0);
+    CHECK(bad == 0 && waits > 0); /* a wait that hangs: the section's alarm */
     printf("events: a raw importer scribbling on its counter: %d waits, %d ended by garbage, %d timed out\n",
            waits, got, waits - got - bad);
     munmap(page, 4096);

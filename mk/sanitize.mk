@@ -17,7 +17,11 @@ NIGHTLY     ?= +nightly
 SAN_TRIPLE  ?= $(shell rustc -vV | sed -n 's/^host: //p')
 NICE        ?= nice -n 10
 VGFLAGS_C   := -std=c99 -Wall -Wextra -Werror -g -O0 -Iinclude
+# --fair-sched=yes: valgrind runs one thread at a time, and its default
+# lock lets a thread that spins (our waits do, and the tests' posters)
+# take it back at once, starving the others for seconds.
 VALGRIND    := valgrind --tool=memcheck --error-exitcode=99 --trace-children=yes \
+               --fair-sched=yes \
                --child-silent-after-fork=no --leak-check=full \
                --show-leak-kinds=definite --errors-for-leak-kinds=definite \
                --num-callers=40 --suppressions=$(abspath ctests/valgrind.supp)
