@@ -36,7 +36,7 @@ pub struct WinImport {
     rights: u32,
     aborted: AtomicBool,
     closed: AtomicBool,
-    /// Bumped on a forced disconnect, after the mappings are re-pointed.
+    /// Bumped on a forced disconnect, before the mappings are re-pointed.
     generation: AtomicU32,
     /// The library's own mapping of the whole segment for get/put; set
     /// under the state lock, kept for the life of `self`.
@@ -50,6 +50,15 @@ pub struct WinImport {
     poster: Poster,
     pub(super) wake: Wake,
 }
+
+/// Tests: run by the next `abort`, in whichever thread, once the mappings
+/// are trash, with the generation a get/put checking then would see.
+#[cfg(test)]
+pub static AFTER_TRASH: Mutex<Option<TrashHook>> = Mutex::new(None);
+
+/// What `AFTER_TRASH` holds.
+#[cfg(test)]
+pub type TrashHook = Box<dyn FnOnce(u32) + Send>;
 
 /// The `ImportPort` handed to core; dropping it disconnects.
 pub struct WindowImportPort(Arc<WinImport>);
@@ -258,8 +267,8 @@ impl WinImport {
             && self.win.slot_field(self.slot, layout::S_PID) == self.net.pid
     }
 
-    /// Forced disconnect (spec 5.2): mappings re-pointed at anonymous
-    /// memory, the generation bumped after, the slot given back with the
+    /// Forced disconnect (spec 5.2): the generation bumped, mappings
+    /// re-pointed at anonymous memory, the slot given back with the
     /// events still pending kept here, waiters woken.
     pub fn abort(&self) {
         let mapping = self.state.lock();
@@ -267,13 +276,22 @@ impl WinImport {
         if self.closed.load(Ordering::Acquire) || self.aborted.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Before the re-pointing: a get/put that touches the trash checks
+        // the generation after its access and must see it moved (a put
+        // reported done would be lost). One that runs between this and
+        // the re-pointing reaches the real memory and is reported aborted
+        // anyway, which is only cautious.
+        self.generation.fetch_add(1, Ordering::SeqCst);
         if let Some(m) = mapping.as_ref() {
             memory::trash(m);
         }
         if let Some(m) = self.data.get() {
             memory::trash(m);
         }
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        #[cfg(test)]
+        if let Some(h) = AFTER_TRASH.lock().take() {
+            h(self.generation.load(Ordering::Acquire));
+        }
         drop(mapping);
         let n = self.win.down(self.slot).take_all();
         self.kept.counter().add(n, &NoBell);

@@ -1065,9 +1065,27 @@ mod tests {
             z.publish(4, id2, Arc::new(Door(None))).err(),
             Some(RsmError::SegidInUse)
         );
-        // Unpublish: the importer is aborted at its next barrier.
+        // Unpublish: the importer is aborted at its next barrier (or by
+        // its agent). Once the mappings are trash, a get/put's check must
+        // see the generation moved.
+        let at_trash = Arc::new(std::sync::atomic::AtomicU32::new(u32::MAX));
+        let seen_then = at_trash.clone();
+        *import::AFTER_TRASH.lock() = Some(Box::new(move |g| seen_then.store(g, Ordering::SeqCst)));
         x.unpublish().unwrap();
         assert_eq!(i.generation(), 1);
+        let hang = std::time::Instant::now() + Duration::from_secs(60);
+        while at_trash.load(Ordering::SeqCst) == u32::MAX {
+            assert!(
+                std::time::Instant::now() < hang,
+                "abort never reached the trash"
+            );
+            std::thread::yield_now(); // the agent's abort, still running
+        }
+        assert_eq!(
+            at_trash.load(Ordering::SeqCst),
+            1,
+            "the generation moves before the mappings become trash"
+        );
         assert!(i.aborted());
         assert_eq!(i.wait(0), Err(RsmError::ConnAborted));
         seen[9] = 9; // trash
