@@ -250,6 +250,35 @@ pub(crate) fn spawn_started(
     Ok(())
 }
 
+/// A mapping this process made of a segment (or the trash standing in for
+/// it after a forced disconnect). Unmapping is its owner's to do, once.
+pub struct Mapping {
+    /// Its address.
+    pub addr: usize,
+    /// Its length (whole pages).
+    pub len: usize,
+}
+
+impl Mapping {
+    /// Replaces the mapping with private zero pages, in place: loads and
+    /// stores through it keep working, nothing reaches the segment any
+    /// more (DESIGN.md 5.4, spec 5.2 "trash").
+    pub fn trash(&self) {
+        // SAFETY: MAP_FIXED over a mapping of ours that the caller keeps
+        // from being unmapped concurrently.
+        unsafe {
+            libc::mmap(
+                self.addr as *mut _,
+                self.len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+    }
+}
+
 /// Maps `len` bytes of `fd` from `offset`, shared, with `prot`, at exactly
 /// `fixed` if given (RSM_MAP_FIXED, as with mmap(2)). The address, or the
 /// errno for the caller to translate ([`map_error`] for

@@ -10,7 +10,7 @@ use super::wire::{self, Attach, Reply, Request};
 use crate::config::NodeId;
 use crate::error::{RsmError, RsmResult};
 use crate::transport::events::{self, Doorbell, Ticket, Waitable, Woke};
-use crate::transport::{ImportPort, Signals};
+use crate::transport::{ImportPort, Mapping, Signals};
 use nix::sys::socket::{
     self, connect, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
 };
@@ -20,11 +20,6 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-struct Mapping {
-    addr: usize,
-    len: usize,
-}
 
 struct State {
     memfd: Option<OwnedFd>,
@@ -83,23 +78,6 @@ impl Drop for ShmImport {
             unsafe { libc::munmap(m.addr as *mut _, m.len) };
         }
     }
-}
-
-/// Replaces `[addr, addr + len)` with private zero pages: loads and stores
-/// keep working, nothing reaches the exporter any more.
-fn trash(m: &Mapping) {
-    // SAFETY: MAP_FIXED over a mapping of ours that the caller keeps from
-    // being unmapped concurrently.
-    unsafe {
-        libc::mmap(
-            m.addr as *mut _,
-            m.len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
 }
 
 /// The `ImportPort` handed to core; dropping it disconnects.
@@ -454,10 +432,10 @@ impl ShmImport {
         // The state lock keeps the program's own unmap out; the data
         // mapping lives as long as `self`.
         if let Some(m) = state.mapping.as_ref() {
-            trash(m);
+            m.trash();
         }
         if let Some(m) = self.data.get() {
-            trash(m);
+            m.trash();
         }
 
         state.memfd = None; // let the exporter's memory go
@@ -923,7 +901,7 @@ impl ImportPort for ShmImportPort {
         // Unshared, the mapping goes with `self` at once: no need to
         // re-point it first.
         if let Some(m) = self.0.data.get().filter(|_| shared) {
-            trash(m);
+            m.trash();
         }
         state.memfd = None;
         drop(state);

@@ -283,10 +283,10 @@ impl WinImport {
         // anyway, which is only cautious.
         self.generation.fetch_add(1, Ordering::SeqCst);
         if let Some(m) = mapping.as_ref() {
-            memory::trash(m);
+            m.trash();
         }
         if let Some(m) = self.data.get() {
-            memory::trash(m);
+            m.trash();
         }
         #[cfg(test)]
         if let Some(h) = AFTER_TRASH.lock().take() {
@@ -507,7 +507,7 @@ impl ImportPort for WindowImportPort {
         i.closed.store(true, Ordering::Release);
         // Unshared, the data mapping goes with `self` at once.
         if let Some(m) = i.data.get().filter(|_| shared) {
-            memory::trash(m);
+            m.trash();
         }
     }
 }

@@ -46,30 +46,7 @@ pub fn map_window_at(vaddr: usize, len: usize, fd: RawFd, offset: u64) -> RsmRes
 /// anonymous copy of its current contents, atomically (`mremap`).
 pub(crate) use crate::transport::shm::memory::privatize;
 
-/// A mapping this process made of a segment.
-pub struct Mapping {
-    /// Its address.
-    pub addr: usize,
-    /// Its length (whole pages).
-    pub len: usize,
-}
-
-/// Replaces a mapping with private zero pages: loads and stores keep
-/// working, nothing reaches the window any more (spec 5.2 "trash").
-pub fn trash(m: &Mapping) {
-    // SAFETY: MAP_FIXED over a mapping of ours that the caller keeps from
-    // being unmapped concurrently.
-    unsafe {
-        libc::mmap(
-            m.addr as *mut _,
-            m.len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-}
+pub use crate::transport::Mapping;
 
 /// Maps `len` bytes of the window file `fd` from `offset` with `prot`,
 /// at `fixed` if given; mmap's errno becomes an error by `error`.
