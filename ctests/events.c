@@ -912,6 +912,36 @@ static void channel_without_descriptors(void)
     stop_exporter(&e, "exporter");
 }
 
+/* 15. A malformed RSM_SPIN_US is a configuration error, as a malformed
+ * config value is: every rsm_intr_signal_wait says RSMERR_BAD_CONF (and
+ * RSM_DEBUG=1 says why) instead of spinning for a default. Posts and
+ * rsm_intr_signal_wait_pollfd, which never spin, go on working, and no
+ * event is lost. In a child: the bound is read once per process. */
+static void malformed_spin(void)
+{
+    pid_t pid = child();
+    if (pid == 0) {
+        alarm(60);
+        setenv("RSM_SPIN_US", "30us", 1);
+        struct local s = local_open();
+        struct pollfd fd;
+        int n = -1;
+        CHECK_RC(rsm_intr_signal_wait(NULL, 0), RSMERR_BAD_SEG_HNDL); /* the handle first */
+        CHECK_RC(rsm_intr_signal_post(s.im, 0), RSM_SUCCESS);
+        CHECK_RC(rsm_intr_signal_wait(s.ex, 0), RSMERR_BAD_CONF);
+        CHECK_RC(rsm_intr_signal_wait(s.ex, 1000), RSMERR_BAD_CONF);
+        CHECK_RC(rsm_intr_signal_wait(s.im, -1), RSMERR_BAD_CONF);
+        CHECK_RC(rsm_memseg_get_pollfd(s.ex, &fd), RSM_SUCCESS);
+        CHECK_RC(rsm_intr_signal_wait_pollfd(&fd, 1, 5000, &n), RSM_SUCCESS);
+        CHECK(n == 1 && fd.revents == POLLRDNORM); /* the event posted above */
+        CHECK_RC(rsm_intr_signal_wait_pollfd(&fd, 1, 0, &n), RSMERR_TIMEOUT);
+        CHECK_RC(rsm_memseg_release_pollfd(s.ex), RSM_SUCCESS);
+        local_close(&s);
+        child_exit();
+    }
+    check_child(pid, "malformed RSM_SPIN_US (section 15)");
+}
+
 /* 14. A spinning waiter claims the next event before it comes (design
  * notes, "Signals"): with nothing pending it moves the consumed count one
  * ahead, so the next event is its own, and gives the claim back when it
@@ -1485,6 +1515,7 @@ int main(void)
     /* First, while no wait has read the spin bound in this process: a
      * child forked later inherits the value this process read. */
     claims();
+    malformed_spin();
     both_directions(1);
     both_directions(0);
     bad_handles();

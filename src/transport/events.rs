@@ -619,23 +619,34 @@ pub trait Waitable {
 
 /// How long a waiter spins before it sleeps: `RSM_SPIN_US`, else
 /// `spin_us` of the config file, else 30 us (about what a blocking
-/// wake-up costs on a virtual machine). Read at the first wait.
-pub fn spin() -> Duration {
-    static SPIN: OnceLock<Duration> = OnceLock::new();
+/// wake-up costs on a virtual machine). Read at the first wait. A
+/// malformed `RSM_SPIN_US` is a configuration error, as a malformed
+/// config value is: every wait returns `RSMERR_BAD_CONF`, and
+/// `RSM_DEBUG` says why.
+pub fn spin() -> RsmResult<Duration> {
+    static SPIN: OnceLock<RsmResult<Duration>> = OnceLock::new();
     *SPIN.get_or_init(|| {
-        let us = std::env::var("RSM_SPIN_US")
-            .ok()
-            .and_then(|v| match v.trim().parse::<u64>() {
-                Ok(us) => Some(us),
-                Err(_) => {
-                    crate::why!("RSM_SPIN_US={v:?} is not a number of microseconds; ignored");
-                    None
-                }
+        let env = std::env::var_os("RSM_SPIN_US").map(|v| v.to_string_lossy().into_owned());
+        let file = crate::config::get().ok().and_then(|c| c.spin_us);
+        spin_us(env.as_deref(), file)
+            .map(Duration::from_micros)
+            .map_err(|msg| {
+                crate::why!("config: {msg}");
+                RsmError::BadConf
             })
-            .or_else(|| crate::config::get().ok().and_then(|c| c.spin_us))
-            .unwrap_or(DEFAULT_SPIN_US);
-        Duration::from_micros(us)
     })
+}
+
+/// The spin bound in microseconds from `RSM_SPIN_US` (if set) and the
+/// config file's `spin_us` (if set).
+fn spin_us(env: Option<&str>, file: Option<u64>) -> Result<u64, String> {
+    match env {
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("RSM_SPIN_US={v:?}: not a number of microseconds")),
+        None => Ok(file.unwrap_or(DEFAULT_SPIN_US)),
+    }
 }
 
 /// `rsm_intr_signal_wait` with timeout 0 on a transport's side: one
@@ -836,6 +847,20 @@ mod tests {
         }
         fn flags(&self) -> u64 {
             self.words.flags.load(Ordering::SeqCst)
+        }
+    }
+
+    #[test]
+    fn spin_bound_from_the_environment_or_the_file() {
+        assert_eq!(spin_us(None, None), Ok(DEFAULT_SPIN_US));
+        assert_eq!(spin_us(None, Some(0)), Ok(0));
+        assert_eq!(
+            spin_us(Some(" 200 "), Some(5)),
+            Ok(200),
+            "the variable wins"
+        );
+        for bad in ["", "30us", "-1", "1e3", "99999999999999999999999"] {
+            assert!(spin_us(Some(bad), Some(5)).is_err(), "{bad:?}");
         }
     }
 

@@ -786,7 +786,7 @@ impl Signals for ShmImportPort {
         } else {
             timeout_ms
         };
-        events::wait(&Attached::of(&self.0)?, left, events::spin())
+        events::wait(&Attached::of(&self.0)?, left, events::spin()?)
     }
 
     fn take(&self) -> RsmResult<bool> {

@@ -484,7 +484,7 @@ impl Signals for WindowExportPort {
     }
 
     fn wait(&self, timeout_ms: i32) -> RsmResult<()> {
-        events::wait(&*self.0, timeout_ms, events::spin())
+        events::wait(&*self.0, timeout_ms, events::spin()?)
     }
 
     fn take(&self) -> RsmResult<bool> {

@@ -382,7 +382,7 @@ impl Signals for WindowImportPort {
     }
 
     fn wait(&self, timeout_ms: i32) -> RsmResult<()> {
-        events::wait(&*self.0, timeout_ms, events::spin())
+        events::wait(&*self.0, timeout_ms, events::spin()?)
     }
 
     fn take(&self) -> RsmResult<bool> {
