@@ -143,7 +143,7 @@ define SAN_RUN
 	exit $$rc
 endef
 
-# Every unit test (43 today), std and the crate built with AddressSanitizer
+# Every unit test of the library, std and the crate built with AddressSanitizer
 # and LeakSanitizer. The tests that make system calls (memfd, sockets,
 # process_vm_readv, /proc) run too: ASan intercepts them as it should.
 rust-asan: nightly-rust-src
@@ -166,7 +166,7 @@ rust-tsan: nightly-rust-src
 # Miri: the pure-logic tests, interpreted with its checks for undefined
 # behaviour, aliasing (Stacked Borrows), data races and, with
 # -Zmiri-strict-provenance, integer-to-pointer casts. Miri cannot make
-# most system calls, so these tests run (31 today): the handle table, the
+# most system calls, so these tests run (the count is printed): the handle table, the
 # permission model, the config and segment-id parsers, controller name
 # resolution, the survey and wire codecs, the /proc/net/unix and maps
 # parsers, the event counter protocol, the export and import state

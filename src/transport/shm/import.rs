@@ -41,7 +41,7 @@ pub struct ShmImport {
     size: usize,
     rights: u32,
     aborted: AtomicBool,
-    /// Bumped on a forced disconnect, after the mappings are re-pointed.
+    /// Bumped on a forced disconnect, before the mappings are re-pointed.
     generation: AtomicU32,
     /// The library's own whole-segment mapping for get/put (DESIGN.md 5.5),
     /// with the granted protection; made by the first get/put (a program
