@@ -240,8 +240,14 @@ unsafe impl GlobalAlloc for Allocator {
 mod tests {
     use super::*;
 
+    /// The reserve is one per process and the harness runs tests on
+    /// parallel threads: these tests take turns, or one's blocks show in
+    /// the other's count.
+    static TURNS: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
     #[test]
     fn reserve_blocks_are_disjoint_aligned_and_come_back() {
+        let _turn = TURNS.lock();
         let before = reserve_in_use();
         let a = reserve_alloc(Layout::from_size_align(100, 8).unwrap());
         let b = reserve_alloc(Layout::from_size_align(64, 256).unwrap());
@@ -263,6 +269,7 @@ mod tests {
 
     #[test]
     fn reserve_says_no_when_full_and_never_hands_out_twice() {
+        let _turn = TURNS.lock();
         let l = Layout::from_size_align(RESERVE / 4, 64).unwrap();
         let got: Vec<_> = (0..5).map(|_| reserve_alloc(l)).collect();
         // Other tests may hold a few blocks, so at most 4 fit, at least 3.
