@@ -73,6 +73,17 @@ pub fn connect(ctrl: usize, node: u32, segid: u32, perm: u32) -> RsmResult<usize
     let port = controller
         .transport
         .connect(controller.local_node, node, segid, perm)?;
+    // An exporter grants what was asked or refuses. Other rights would
+    // break what get/put/map rely on (fewer: the first put faults on a
+    // read-only mapping; more: map could exceed the request), so a peer
+    // that answers so is refused like one that said no.
+    if port.rights() != perm {
+        crate::why!(
+            "connect: node {node} segment {segid:#x} granted {:#o} for {perm:#o}; refused",
+            port.rights()
+        );
+        return Err(RsmError::PermDenied);
+    }
     let segment = ImportSegment {
         perm,
         data: OnceLock::new(),

@@ -31,6 +31,9 @@ struct Fake {
     /// Added to the pollfds (7 export, 8 import): tests that run at once
     /// share the process-wide pollfd table.
     fd_base: i32,
+    /// What the exporter grants, if not what was asked (a peer that
+    /// breaks the protocol).
+    grant: Mutex<Option<u32>>,
 }
 
 /// A fake's counter `side` (0: exporter, 1: importer) as `Signals`.
@@ -133,7 +136,7 @@ impl Transport for Arc<Fake> {
         }
         let aborted = Arc::clone(&self.aborted);
         Ok(Box::new(FakeImport {
-            rights: perm,
+            rights: self.grant.lock().unwrap_or(perm),
             aborted,
             mapped: Mutex::new(false),
             events: Arc::clone(&self.events),
@@ -339,6 +342,17 @@ fn import_checks_come_in_the_solaris_order() {
         import::connect(ctrl, 0, 0x40_0002, RW),
         Err(RsmError::SegNotPublished)
     );
+    // An exporter that grants other rights than were asked is refused:
+    // less would fault the first put, more would let map exceed them.
+    for (asked, granted) in [(RW, PERM_READ), (PERM_READ, RW), (PERM_WRITE, 0)] {
+        *fake.grant.lock() = Some(granted);
+        assert_eq!(
+            import::connect(ctrl, 0, 0x40_0001, asked),
+            Err(RsmError::PermDenied),
+            "asked {asked:#o}, granted {granted:#o}"
+        );
+    }
+    *fake.grant.lock() = None;
     let ro = import::connect(ctrl, 0, 0x40_0001, PERM_READ).unwrap();
     let req = |perm, offset, len| MapRequest {
         fixed: None,
