@@ -52,13 +52,13 @@ pub struct WinImport {
 }
 
 /// Tests: run by the next `abort`, in whichever thread, once the mappings
-/// are trash, with the generation a get/put checking then would see.
+/// are trash and `aborted` is set, before the slot is given back.
 #[cfg(test)]
 pub static AFTER_TRASH: Mutex<Option<TrashHook>> = Mutex::new(None);
 
 /// What `AFTER_TRASH` holds.
 #[cfg(test)]
-pub type TrashHook = Box<dyn FnOnce(u32) + Send>;
+pub type TrashHook = Box<dyn FnOnce(&WinImport) + Send>;
 
 /// The `ImportPort` handed to core; dropping it disconnects.
 pub struct WindowImportPort(Arc<WinImport>);
@@ -271,9 +271,11 @@ impl WinImport {
     /// re-pointed at anonymous memory, the slot given back with the
     /// events still pending kept here, waiters woken.
     pub fn abort(&self) {
+        // Only `abort` and `close` set `aborted` and `closed`, both under
+        // this lock.
         let mapping = self.state.lock();
         // After a disconnect the slot is no longer ours to touch.
-        if self.closed.load(Ordering::Acquire) || self.aborted.swap(true, Ordering::AcqRel) {
+        if self.done() {
             return;
         }
         // Before the re-pointing: a get/put that touches the trash checks
@@ -282,6 +284,15 @@ impl WinImport {
         // the re-pointing reaches the real memory and is reported aborted
         // anyway, which is only cautious.
         self.generation.fetch_add(1, Ordering::SeqCst);
+        // The events posted before the end, moved here before `aborted`
+        // says it ended: a waiter that sees the end takes those first
+        // (`events::ended`), and once `aborted` is set, takes no longer
+        // look at the slot. Only while the slot still names us.
+        if self.win.slot_field(self.slot, layout::S_PID) == self.net.pid {
+            let n = self.win.down(self.slot).take_all();
+            self.kept.counter().add(n, &NoBell);
+        }
+        self.aborted.store(true, Ordering::Release);
         if let Some(m) = mapping.as_ref() {
             m.trash();
         }
@@ -290,13 +301,17 @@ impl WinImport {
         }
         #[cfg(test)]
         if let Some(h) = AFTER_TRASH.lock().take() {
-            h(self.generation.load(Ordering::Acquire));
+            h(self);
         }
         drop(mapping);
-        let n = self.win.down(self.slot).take_all();
-        self.kept.counter().add(n, &NoBell);
         release(&self.win, self.slot, self.net.pid);
         self.wake.end();
+    }
+
+    /// Tests: the generation as a get/put's check reads it.
+    #[cfg(test)]
+    pub fn generation_now(&self) -> u32 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Whether an event is pending for us.
@@ -501,14 +516,17 @@ impl ImportPort for WindowImportPort {
     fn close(&self, shared: bool) {
         let i = &self.0;
         let _state = i.state.lock();
+        // Unshared, the data mapping goes with `self` at once. Shared, it
+        // is trash before the slot is given back: once the exporter frees
+        // the slot it may place another segment on the extent, which a
+        // put racing this close must not reach.
+        if let Some(m) = i.data.get().filter(|_| shared) {
+            m.trash();
+        }
         if !i.done() {
             release(&i.win, i.slot, std::process::id());
         }
         i.closed.store(true, Ordering::Release);
-        // Unshared, the data mapping goes with `self` at once.
-        if let Some(m) = i.data.get().filter(|_| shared) {
-            m.trash();
-        }
     }
 }
 

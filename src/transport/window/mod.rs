@@ -1065,16 +1065,21 @@ mod tests {
             z.publish(4, id2, Arc::new(Door(None))).err(),
             Some(RsmError::SegidInUse)
         );
-        // Unpublish: the importer is aborted at its next barrier (or by
-        // its agent). Once the mappings are trash, a get/put's check must
-        // see the generation moved.
-        let at_trash = Arc::new(std::sync::atomic::AtomicU32::new(u32::MAX));
+        // Unpublish, with an event pending for the importer: it is aborted
+        // at its next barrier (or by its agent). Once the mappings are
+        // trash, a get/put's check must see the generation moved, and a
+        // waiter that sees the end must find the event posted before it.
+        x.post(false).unwrap();
+        let at_trash = Arc::new(Mutex::new(None));
         let seen_then = at_trash.clone();
-        *import::AFTER_TRASH.lock() = Some(Box::new(move |g| seen_then.store(g, Ordering::SeqCst)));
+        *import::AFTER_TRASH.lock() = Some(Box::new(move |w: &import::WinImport| {
+            use crate::transport::events::Waitable;
+            *seen_then.lock() = Some((w.generation_now(), w.ended(), w.has_pending()));
+        }));
         x.unpublish().unwrap();
         assert_eq!(i.generation(), 1);
         let hang = std::time::Instant::now() + Duration::from_secs(60);
-        while at_trash.load(Ordering::SeqCst) == u32::MAX {
+        while at_trash.lock().is_none() {
             assert!(
                 std::time::Instant::now() < hang,
                 "abort never reached the trash"
@@ -1082,11 +1087,12 @@ mod tests {
             std::thread::yield_now(); // the agent's abort, still running
         }
         assert_eq!(
-            at_trash.load(Ordering::SeqCst),
-            1,
-            "the generation moves before the mappings become trash"
+            at_trash.lock().take(),
+            Some((1, Some(RsmError::ConnAborted), true)),
+            "at the trash: the generation moved, the end shown, the event kept"
         );
         assert!(i.aborted());
+        assert_eq!(i.wait(0), Ok(()), "the event posted before the end");
         assert_eq!(i.wait(0), Err(RsmError::ConnAborted));
         seen[9] = 9; // trash
         assert_eq!(bytes[9], 0);
