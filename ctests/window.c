@@ -10,7 +10,8 @@
  *     a host that leaves disappears.
  *  2. Data and signals: node 0 exports, nodes 1 and 2 connect, get, put,
  *     map, barrier; the exporter sees their puts in its own memory;
- *     signals both ways (wait and wait_pollfd); unpublish forcibly
+ *     signals both ways (wait and wait_pollfd, and a forked child's
+ *     wait on an inherited import); unpublish forcibly
  *     disconnects them (RSMERR_CONN_ABORTED, no fault).
  *  3. Access: node lists, the owner/group/other mode against the uid an
  *     importer claims (a host running as nobody), republish.
@@ -160,6 +161,26 @@ static int remotes(const char *ctrl)
         ok_;                                                               \
     })
 
+/* Whether process `pid` sleeps in poll(2) (the state and wait channel
+ * /proc shows): a waiter that has gone past its spin. */
+static int asleep_in_poll(pid_t pid)
+{
+    char path[64], text[512] = "", wchan[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    char *close_paren = strrchr(text, ')');
+    snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
+    if (!(f = fopen(path, "r"))) return 0;
+    n = fread(wchan, 1, sizeof wchan - 1, f);
+    fclose(f);
+    wchan[n] = 0;
+    return close_paren && close_paren[1] == ' ' && close_paren[2] == 'S' && strstr(wchan, "poll");
+}
+
 /* Node `node`'s heartbeat count, read from its window file the way a
  * peer would (docs/window-format.md). */
 static uint64_t heartbeat(int node)
@@ -260,8 +281,10 @@ static void data_exporter(int cmd, int ack)
 /* Nodes 1 and 2: connect to SEG_DATA on node 0 and use it.
  * 'g': get, put (implicit barriers), map, explicit barrier;
  * 'r': read the exporter's reply through the mapping; 's': post twice;
- * 'e': wait for the exporter's post on the pollfd; 'a': see the forced
- * disconnect of an unpublish. */
+ * 'e': wait for the exporter's post on the pollfd; 'f': fork a child
+ * that waits with no timeout on the inherited handle (nobody rings for a
+ * child: it looks at the window itself) and 'j': join it once the
+ * exporter posted; 'a': see the forced disconnect of an unpublish. */
 static void data_importer(int cmd, int ack)
 {
     int me = atoi(getenv("RSM_NODE_ID"));
@@ -269,8 +292,23 @@ static void data_importer(int cmd, int ack)
     rsm_memseg_import_handle_t im = NULL;
     rsmapi_barrier_t bar;
     char *map = NULL, tmp[4096], msg[32];
+    pid_t waiter = -1;
     done(ack);
     for (char op; (op = hear(cmd)) && op != 'q'; done(ack)) {
+        if (op == 'f') {
+            fflush(stdout);
+            fflush(stderr);
+            if ((waiter = fork()) == 0) {
+                alarm(60); /* a child nobody wakes fails here */
+                CHECK_RC(rsm_intr_signal_wait(im, -1), RSM_SUCCESS);
+                CHECK_RC(rsm_intr_signal_wait(im, 0), RSMERR_TIMEOUT); /* exactly one */
+                child_exit();
+            }
+            CHECK(waiter > 0);
+            /* Past its spin and asleep before the exporter posts. */
+            CHECK(EVENTUALLY(asleep_in_poll(waiter)));
+        }
+        if (op == 'j') check_child(waiter, "a forked child's wait on a window import");
         if (op == 'g') {
             CHECK_RC(rsm_memseg_import_connect(c, 0, SEG_DATA, RSM_PERM_RDWR, &im), RSM_SUCCESS);
             CHECK_RC(rsm_memseg_import_init_barrier(im, RSM_BARRIER_SEGMENT, &bar), RSM_SUCCESS);
@@ -349,6 +387,10 @@ static void test_data(void)
     STEP(x, 'w');
     STEP(x, 'p');
     STEP(i1, 'e');
+    STEP(i2, 'e');
+    STEP(i1, 'f');
+    STEP(x, 'p');
+    STEP(i1, 'j');
     STEP(i2, 'e');
     STEP(x, 'u');
     STEP(i1, 'a');

@@ -278,6 +278,8 @@ pub struct Wake {
     rung: AtomicBool,
     ended: AtomicBool,
     kick: Arc<super::Kick>,
+    /// The process whose agent rings the pipe (a forked child's is not).
+    owner: u32,
 }
 
 impl Wake {
@@ -290,6 +292,7 @@ impl Wake {
             rung: AtomicBool::new(false),
             ended: AtomicBool::new(false),
             kick: Arc::clone(&net.kick),
+            owner: crate::transport::process::pid(),
         })
     }
 
@@ -330,6 +333,11 @@ impl Wake {
         if pending || self.ended.load(Ordering::Acquire) || !self.rung.load(Ordering::SeqCst) {
             return;
         }
+        // The pipe is the parent's too: a forked child must not drain a
+        // ring its parent's agent made for the parent.
+        if crate::transport::process::pid() != self.owner {
+            return;
+        }
         // Drain first, then clear: while `rung` is set the agent does not
         // ring, so no byte is drained unseen.
         self.bell.drain();
@@ -352,6 +360,9 @@ impl Wake {
     /// Sleeps until the agent rings or `timeout_ms` passes, unless
     /// `pending()` says there is no need.
     pub fn sleep(&self, timeout_ms: i32, pending: impl Fn() -> bool) -> RsmResult<Woke> {
+        if crate::transport::process::pid() != self.owner {
+            return self.look_until(timeout_ms, pending);
+        }
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         self.kick.kick();
         // After counting ourselves: a post from now on is rung for us.
@@ -364,5 +375,34 @@ impl Wake {
         };
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
         woke
+    }
+
+    /// A forked child's sleep on a handle it inherited. The agent that
+    /// rings the pipe is the parent's, and rings only for the parent's own
+    /// sleepers, so the child looks at the counters itself, once per
+    /// `LOOK_MS` (the agent polls at most that far apart while someone
+    /// waits). A signal still ends it with `RSMERR_INTERRUPTED`.
+    fn look_until(&self, timeout_ms: i32, pending: impl Fn() -> bool) -> RsmResult<Woke> {
+        const LOOK_MS: i32 = 1;
+        let deadline = u64::try_from(timeout_ms)
+            .ok()
+            .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
+        loop {
+            if pending() || self.ended() {
+                return Ok(Woke::Woken);
+            }
+            let pause = match deadline {
+                None => LOOK_MS,
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Ok(Woke::TimedOut);
+                    }
+                    LOOK_MS.min(i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1))
+                }
+            };
+            // SAFETY: no descriptors: poll only sleeps (and sees signals).
+            unsafe { crate::platform::poll(std::ptr::null_mut(), 0, pause) }?;
+        }
     }
 }
