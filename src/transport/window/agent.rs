@@ -349,7 +349,12 @@ impl Wake {
     pub fn end(&self) {
         self.ended.store(true, Ordering::SeqCst);
         self.rung.store(true, Ordering::SeqCst);
-        self.bell.ring();
+        // A forked child's sleepers look at `ended` themselves; the pipe
+        // is the parent's, whose agent ends it when the parent sees the
+        // end.
+        if crate::transport::process::pid() == self.owner {
+            self.bell.ring();
+        }
     }
 
     /// Whether `end` was called.

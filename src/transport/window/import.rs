@@ -287,8 +287,12 @@ impl WinImport {
         // The events posted before the end, moved here before `aborted`
         // says it ended: a waiter that sees the end takes those first
         // (`events::ended`), and once `aborted` is set, takes no longer
-        // look at the slot. Only while the slot still names us.
-        if self.win.slot_field(self.slot, layout::S_PID) == self.net.pid {
+        // look at the slot. Only while the slot still names us, and only
+        // in the process that owns it: a forked child that notices the
+        // end first (its get/put read the slot) must neither take its
+        // parent's events nor give the slot back under them.
+        let owner = crate::transport::process::pid() == self.net.pid;
+        if owner && self.win.slot_field(self.slot, layout::S_PID) == self.net.pid {
             let n = self.win.down(self.slot).take_all();
             self.kept.counter().add(n, &NoBell);
         }
@@ -304,7 +308,9 @@ impl WinImport {
             h(self);
         }
         drop(mapping);
-        release(&self.win, self.slot, self.net.pid);
+        if owner {
+            release(&self.win, self.slot, self.net.pid);
+        }
         self.wake.end();
     }
 
