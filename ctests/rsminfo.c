@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <rsmapi.h>
 #include <sys/mman.h>
+#include <time.h>
 #include "common.h"
 
 #define NOBODY 65534
@@ -283,5 +284,36 @@ int main(int argc, char **argv)
     HAS("importer pid %d uid 0 node 0 rights 0600 mapped, pending: 0", (int)self);
     say(sc[1], 'q');
     check_child(self, "exporter importing itself");
+
+    /* Stopped exporters cannot answer: each segment says so, and the
+     * others are still shown. The survey asks them all at once, so it
+     * waits one connect timeout (here 1 s, from a config file), not one
+     * per stopped exporter: the time is printed, not checked. */
+    enum { STOPPED = 4 };
+    int sxc[STOPPED + 1][2], sxa[STOPPED + 1][2];
+    pid_t sx[STOPPED + 1];
+    for (int k = 0; k <= STOPPED; k++) sx[k] = exporter(id1 + 4 + k, 0, 1, sxc[k], sxa[k]);
+    for (int k = 0; k < STOPPED; k++) CHECK(kill(sx[k], SIGSTOP) == 0);
+    char conf[64];
+    snprintf(conf, sizeof conf, "/tmp/rsminfo-test-%d.conf", (int)getpid());
+    FILE *cf = fopen(conf, "w");
+    CHECK(cf && fputs("connect_timeout_ms = 1000\n", cf) >= 0 && fclose(cf) == 0);
+    setenv("RSM_CONFIG", conf, 1);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(run("") == 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    unsetenv("RSM_CONFIG");
+    unlink(conf);
+    CHECK(count("(no answer (the exporter's agent is stopped or busy))") == STOPPED);
+    HAS("%#x", id1 + 4 + STOPPED);
+    HAS("%d  shm0", (int)sx[STOPPED]); /* the one still running, in full */
+    printf("rsminfo: %d stopped exporters (1 s connect timeout) took %.2f s\n", STOPPED,
+           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    for (int k = 0; k <= STOPPED; k++) {
+        if (k < STOPPED) CHECK(kill(sx[k], SIGCONT) == 0);
+        say(sxc[k][1], 'q');
+        check_child(sx[k], "exporter stopped during a survey");
+    }
     return report("rsminfo");
 }

@@ -23,7 +23,7 @@ use crate::transport::survey::{self, Present, SegmentDetails, SegmentReport};
 use crate::transport::{ControllerAttributes, ExportPort, ImportPort, Presence, Transport};
 use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 use std::os::fd::OwnedFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Direct-access and atomic sizes: x86-64 and aarch64 do single-copy atomic
 /// aligned 1/2/4/8-byte loads and stores (`RSM_DAS8|16|32|64`).
@@ -141,14 +141,19 @@ impl Transport for ShmTransport {
 
     fn survey(&self) -> RsmResult<Vec<SegmentReport>> {
         let prefix = format!("rsm/{}/", self.fabric);
-        Ok(parse_published(&unix_table()?, &prefix)
-            .into_iter()
-            .map(|(node, segid)| SegmentReport {
-                node,
-                segid,
-                details: query(&self.fabric, node, segid, self.connect_timeout),
-            })
-            .collect())
+        let published = parse_published(&unix_table()?, &prefix);
+        let mut reports = Vec::with_capacity(published.len());
+        for batch in published.chunks(QUERY_BATCH) {
+            let answers = query_all(&self.fabric, batch, self.connect_timeout);
+            reports.extend(batch.iter().zip(answers).map(|(&(node, segid), details)| {
+                SegmentReport {
+                    node,
+                    segid,
+                    details,
+                }
+            }));
+        }
+        Ok(reports)
     }
 
     fn bind(&self, vaddr: usize, len: usize) -> RsmResult<Box<dyn ExportPort>> {
@@ -244,14 +249,76 @@ fn parse_published(table: &str, prefix: &str) -> Vec<(NodeId, u32)> {
     found
 }
 
-/// Asks the agent of segment `segid` of `node` what it lets us see.
-fn query(
-    fabric: &str,
-    node: NodeId,
-    segid: u32,
-    timeout: Duration,
-) -> Result<Option<SegmentDetails>, String> {
-    use nix::sys::socket::{connect, recv, send, MsgFlags};
+/// How many segments a survey asks at once: their answers are awaited
+/// together, so a few stopped exporters (or exporters waiting on stopped
+/// importers) cost one timeout, not one each; the batch keeps the
+/// descriptors held well below any `RLIMIT_NOFILE`.
+const QUERY_BATCH: usize = 128;
+
+/// What a survey says of one segment.
+type Answer = Result<Option<SegmentDetails>, String>;
+
+/// Asks the agents of `segs` what they let us see, all at once, and
+/// waits up to `timeout` for their answers, in the order of `segs`.
+fn query_all(fabric: &str, segs: &[(NodeId, u32)], timeout: Duration) -> Vec<Answer> {
+    let mut answers: Vec<Option<Answer>> = Vec::with_capacity(segs.len());
+    let mut asked: Vec<(usize, OwnedFd)> = Vec::new();
+    for (i, &(node, segid)) in segs.iter().enumerate() {
+        match ask(fabric, node, segid) {
+            Ok(fd) => {
+                answers.push(None);
+                asked.push((i, fd));
+            }
+            Err(e) => answers.push(Some(Err(e))),
+        }
+    }
+    let deadline = Instant::now() + timeout;
+    while !asked.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds: Vec<libc::pollfd> = asked
+            .iter()
+            .map(|(_, fd)| libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: an array of ours, borrowed for the call.
+        let ready = unsafe { crate::platform::poll(fds.as_mut_ptr(), fds.len() as _, ms) };
+        match ready {
+            Ok(0) => break, // the time is up
+            Ok(_) => {}
+            Err(RsmError::Interrupted) => continue,
+            Err(e) => {
+                for (i, _) in asked.drain(..) {
+                    answers[i] = Some(Err(format!("poll: {e:?}")));
+                }
+                break;
+            }
+        }
+        let mut k = 0;
+        asked.retain(|(i, fd)| {
+            let done = fds[k].revents != 0;
+            k += 1;
+            if done {
+                answers[*i] = Some(answer(fd));
+            }
+            !done
+        });
+    }
+    answers
+        .into_iter()
+        .map(|a| {
+            a.unwrap_or_else(|| Err("no answer (the exporter's agent is stopped or busy)".into()))
+        })
+        .collect()
+}
+
+/// Sends the agent of segment `segid` of `node` a query; its answer comes
+/// on the returned socket.
+fn ask(fabric: &str, node: NodeId, segid: u32) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{connect, send, MsgFlags};
     let name = export::segment_name(fabric, node, segid);
     let addr = UnixAddr::new_abstract(name.as_bytes()).map_err(|e| e.to_string())?;
     let fd = socket(
@@ -268,19 +335,14 @@ fn query(
         e => format!("connect: {e}"),
     })?;
     send(raw, &wire::encode_query(), MsgFlags::MSG_NOSIGNAL).map_err(|e| format!("send: {e}"))?;
-    let mut pfd = libc::pollfd {
-        fd: raw,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: one pollfd of ours, borrowed for the call.
-    match unsafe { crate::platform::poll(&mut pfd, 1, ms) } {
-        Ok(0) => return Err("no answer (the exporter's agent is stopped or busy)".into()),
-        Err(e) => return Err(format!("poll: {e:?}")),
-        Ok(_) => {}
-    }
+    Ok(fd)
+}
+
+/// Reads the answer waiting on a socket `ask` returned.
+fn answer(fd: &OwnedFd) -> Answer {
+    use nix::sys::socket::{recv, MsgFlags};
     let mut buf = vec![0u8; wire::ANSWER_MAX];
+    let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
     let n = recv(raw, &mut buf, MsgFlags::MSG_DONTWAIT).map_err(|e| format!("recv: {e}"))?;
     let text = String::from_utf8_lossy(&buf[..n]);
     survey::decode(&text).ok_or_else(|| {
