@@ -233,6 +233,31 @@ static void forced(enum how how)
         CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_RDWR, 0, LEN),
                  RSM_SUCCESS);
         CHECK(a && a[0] == 'x');
+        /* A forked child using the import it inherited sees the forced
+         * disconnect too: its implicit puts end with RSMERR_CONN_ABORTED
+         * (the parent's agent bumps a generation the child shares). */
+        rsmapi_barrier_t bar;
+        int kid_ready[2];
+        CHECK_RC(rsm_memseg_import_init_barrier(im, RSM_BARRIER_SEGMENT, &bar), RSM_SUCCESS);
+        CHECK(pipe(kid_ready) == 0);
+        fflush(stdout);
+        pid_t kid = fork();
+        if (kid == 0) {
+            passed = failed = 0;
+            alarm(20);
+            char k = 'k';
+            CHECK_RC(rsm_memseg_import_put(im, 300, &k, 1), RSM_SUCCESS); /* still connected */
+            step(kid_ready[1]);
+            int rc, n = 0;
+            while ((rc = rsm_memseg_import_put(im, 300, &k, 1)) == RSM_SUCCESS && n++ < 100000)
+                usleep(100);
+            CHECK_RC(rc, RSMERR_CONN_ABORTED);
+            CHECK_RC(rsm_memseg_import_unmap(im), RSM_SUCCESS); /* its copy of the map */
+            CHECK_RC(rsm_memseg_import_map(im, (void **)&a, RSM_MAP_NONE, RSM_PERM_READ, 0, LEN),
+                     RSMERR_CONN_ABORTED);
+            child_exit();
+        }
+        wait_step(kid_ready[0]);
         step(imp_ready[1]);
         wait_step(imp_go[0]);
         /* Keep using the mapping until it is re-pointed: no fault, ever. */
@@ -254,6 +279,8 @@ static void forced(enum how how)
         void *b = NULL;
         CHECK_RC(rsm_memseg_import_map(im, &b, RSM_MAP_NONE, RSM_PERM_READ, 0, LEN),
                  RSMERR_CONN_ABORTED);
+        check_child(kid, "forked child of the importer");
+        CHECK_RC(rsm_memseg_import_destroy_barrier(&bar), RSM_SUCCESS);
         CHECK_RC(rsm_memseg_import_disconnect(im), RSM_SUCCESS);
         CHECK_RC(rsm_memseg_import_disconnect(im), RSMERR_BAD_SEG_HNDL);
         rsm_memseg_import_handle_t again;

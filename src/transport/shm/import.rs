@@ -6,6 +6,7 @@
 use super::agent::{self, Agent, Handler};
 use super::channel::{self, Channel};
 use super::export::segment_name;
+use super::generation::Generation;
 use super::wire::{self, Attach, Reply, Request};
 use crate::config::NodeId;
 use crate::error::{RsmError, RsmResult};
@@ -41,8 +42,9 @@ pub struct ShmImport {
     size: usize,
     rights: u32,
     aborted: AtomicBool,
-    /// Bumped on a forced disconnect, before the mappings are re-pointed.
-    generation: AtomicU32,
+    /// Bumped on a forced disconnect, before the mappings are re-pointed;
+    /// shared with forked children (`generation`).
+    generation: Arc<Generation>,
     /// The library's own whole-segment mapping for get/put (DESIGN.md 5.5),
     /// with the granted protection; made by the first get/put (a program
     /// that only maps, or only signals, never pays for it) and kept as
@@ -338,7 +340,7 @@ fn attempt(addr: &UnixAddr, local_node: NodeId, perm: u32, timeout: Duration) ->
         size,
         rights: reply.rights,
         aborted: AtomicBool::new(false),
-        generation: AtomicU32::new(0),
+        generation: Generation::new(),
         data: OnceLock::new(),
         state: Mutex::new(State {
             memfd,
@@ -428,7 +430,7 @@ impl ShmImport {
         // generation after its access and must see it moved (spec 5.2);
         // one that reads between this and the re-pointing reads real data
         // and is reported aborted anyway, which is only cautious.
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.generation.bump();
         // The state lock keeps the program's own unmap out; the data
         // mapping lives as long as `self`.
         if let Some(m) = state.mapping.as_ref() {
@@ -847,7 +849,9 @@ impl ImportPort for ShmImportPort {
     }
 
     fn aborted(&self) -> bool {
-        self.0.aborted.load(Ordering::Acquire)
+        // A forked child's copy learns of the end from the generation its
+        // parent's agent bumps.
+        self.0.aborted.load(Ordering::Acquire) || self.0.generation.get() != 0
     }
 
     fn data(&self) -> RsmResult<Option<(usize, usize)>> {
@@ -892,7 +896,7 @@ impl ImportPort for ShmImportPort {
     }
 
     fn generation(&self) -> u32 {
-        self.0.generation.load(Ordering::Acquire)
+        self.0.generation.get()
     }
 
     fn close(&self, shared: bool) {

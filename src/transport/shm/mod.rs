@@ -11,6 +11,7 @@ mod agent;
 mod channel;
 mod export;
 mod fork;
+mod generation;
 mod import;
 pub(crate) mod memory;
 pub mod wire;

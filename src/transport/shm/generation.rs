@@ -1,0 +1,201 @@
+//! An import's forced-disconnect generation (spec 5.2), seen by forked
+//! children too.
+//!
+//! The importing process's agent bumps the generation when the exporter
+//! goes; get/put and barrier close compare it afterwards. A child that
+//! inherited the import has no agent and none of its parent's
+//! connections (`fork`), so it can learn of the end only from a word it
+//! shares with its parent. Until the process forks, the word lives in the
+//! import: a connect maps nothing for it. A `pthread_atfork` prepare
+//! handler then moves the word of every live import into one shared
+//! anonymous mapping (an `Arena`), which parent and child both read from
+//! then on. Words only grow, so a child never sees an ended connection
+//! live again.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock, Weak};
+
+/// Every import's generation that lives in its import still, by address.
+/// A std (futex) mutex, as in `fork`: never held across fork.
+static LIVE: Mutex<BTreeMap<usize, Weak<Generation>>> = Mutex::new(BTreeMap::new());
+static INSTALL: Once = Once::new();
+
+fn live() -> MutexGuard<'static, BTreeMap<usize, Weak<Generation>>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One import's generation.
+pub struct Generation {
+    own: AtomicU32,
+    /// The word in an arena once the process forked; null until then.
+    shared: AtomicPtr<AtomicU32>,
+    /// Keeps `shared` mapped.
+    arena: OnceLock<Arc<Arena>>,
+    /// Orders a bump against the move into an arena (bumps are rare: one
+    /// per forced disconnect). Reads take no lock.
+    moving: parking_lot::Mutex<()>,
+}
+
+impl Generation {
+    /// A generation of 0, in the import until the process forks.
+    pub fn new() -> Arc<Generation> {
+        INSTALL.call_once(|| {
+            // SAFETY: a plain extern "C" function with no arguments, valid
+            // for the life of the process.
+            unsafe { libc::pthread_atfork(Some(prepare), None, None) };
+        });
+        let g = Arc::new(Generation {
+            own: AtomicU32::new(0),
+            shared: AtomicPtr::new(std::ptr::null_mut()),
+            arena: OnceLock::new(),
+            moving: parking_lot::Mutex::new(()),
+        });
+        live().insert(Arc::as_ptr(&g) as usize, Arc::downgrade(&g));
+        g
+    }
+
+    fn word(&self) -> &AtomicU32 {
+        let p = self.shared.load(Ordering::Acquire);
+        if p.is_null() {
+            &self.own
+        } else {
+            // SAFETY: a word of `self.arena`, which stays mapped as long
+            // as `self`.
+            unsafe { &*p }
+        }
+    }
+
+    /// The generation now.
+    pub fn get(&self) -> u32 {
+        self.word().load(Ordering::Acquire)
+    }
+
+    /// Moves it on: the connection ended.
+    pub fn bump(&self) {
+        let _m = self.moving.lock();
+        self.word().fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Moves the word to `arena`'s word `i`, with its value.
+    fn share(&self, arena: &Arc<Arena>, i: usize) {
+        let _m = self.moving.lock();
+        if !self.shared.load(Ordering::Acquire).is_null() {
+            return;
+        }
+        let w = arena.word(i);
+        w.store(self.own.load(Ordering::Acquire), Ordering::Release);
+        let _ = self.arena.set(Arc::clone(arena));
+        self.shared
+            .store(std::ptr::from_ref(w).cast_mut(), Ordering::Release);
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        live().remove(&(std::ptr::from_ref(self) as usize));
+    }
+}
+
+/// Words shared with forked children: one anonymous `MAP_SHARED` mapping.
+struct Arena {
+    base: *mut AtomicU32,
+    len: usize,
+    words: usize,
+}
+
+// SAFETY: the mapping is only reached through atomics, from any thread.
+unsafe impl Send for Arena {}
+// SAFETY: as above.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    fn new(words: usize) -> Option<Arc<Arena>> {
+        let page = crate::platform::page_size();
+        let len = (words * std::mem::size_of::<AtomicU32>()).div_ceil(page) * page;
+        // SAFETY: a fresh shared anonymous mapping where the kernel
+        // chooses; zero-filled, so every word is a valid AtomicU32.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        (p != libc::MAP_FAILED).then(|| {
+            Arc::new(Arena {
+                base: p.cast(),
+                len,
+                words: len / std::mem::size_of::<AtomicU32>(),
+            })
+        })
+    }
+
+    fn word(&self, i: usize) -> &AtomicU32 {
+        assert!(i < self.words);
+        // SAFETY: inside the mapping, aligned (page-aligned base, 4-byte
+        // words), mapped as long as `self`.
+        unsafe { &*self.base.add(i) }
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping; every reference into it came from
+        // `word` and lived no longer than an `Arc` of `self`.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+/// Before a fork: every import's word still in its import moves into one
+/// new arena, so the child's copy of the import reads the word its
+/// parent's agent bumps. If there is no memory for the arena, the words
+/// stay where they are (the child then does not see a forced disconnect,
+/// as before this existed).
+extern "C" fn prepare() {
+    let pending: Vec<Arc<Generation>> = live()
+        .values()
+        .filter_map(Weak::upgrade)
+        .filter(|g| g.shared.load(Ordering::Acquire).is_null())
+        .collect();
+    if pending.is_empty() {
+        return;
+    }
+    let Some(arena) = Arena::new(pending.len()) else {
+        return;
+    };
+    for (i, g) in pending.iter().enumerate() {
+        g.share(&arena, i);
+    }
+    let mut live = live();
+    for g in &pending {
+        live.remove(&(Arc::as_ptr(g) as usize));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_word_moved_before_a_fork_keeps_its_value_and_its_bumps() {
+        let g = Generation::new();
+        g.bump();
+        assert_eq!(g.get(), 1);
+        prepare();
+        let p = g.shared.load(Ordering::Acquire);
+        assert!(!p.is_null(), "moved into an arena");
+        assert_eq!(g.get(), 1, "with its value");
+        g.bump();
+        // SAFETY: the arena word `g` now uses, mapped while `g` lives.
+        let in_arena = unsafe { (*p).load(Ordering::Acquire) };
+        assert_eq!(in_arena, 2, "bumps go to the arena");
+        assert_eq!(g.own.load(Ordering::Acquire), 1, "not to the old word");
+        prepare(); // a second fork: nothing moves again
+        assert_eq!(g.shared.load(Ordering::Acquire), p);
+        assert!(!live().contains_key(&(Arc::as_ptr(&g) as usize)));
+    }
+}
