@@ -17,11 +17,22 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock, Weak};
 
 /// Every import's generation that lives in its import still, by address.
-/// A std (futex) mutex, as in `fork`: never held across fork.
-static LIVE: Mutex<BTreeMap<usize, Weak<Generation>>> = Mutex::new(BTreeMap::new());
+/// A std (futex) mutex, as in `fork`: `prepare` holds it across fork, so
+/// no other thread holds it then and the child can take it.
+static LIVE: Mutex<Live> = Mutex::new(BTreeMap::new());
+
+/// What `LIVE` holds.
+type Live = BTreeMap<usize, Weak<Generation>>;
 static INSTALL: Once = Once::new();
 
-fn live() -> MutexGuard<'static, BTreeMap<usize, Weak<Generation>>> {
+thread_local! {
+    /// The guard `prepare` takes, held across fork by the forking thread,
+    /// which is the one that continues in the child.
+    static HELD: std::cell::RefCell<Option<MutexGuard<'static, Live>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn live() -> MutexGuard<'static, Live> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -43,7 +54,7 @@ impl Generation {
         INSTALL.call_once(|| {
             // SAFETY: a plain extern "C" function with no arguments, valid
             // for the life of the process.
-            unsafe { libc::pthread_atfork(Some(prepare), None, None) };
+            unsafe { libc::pthread_atfork(Some(prepare), Some(release), Some(release)) };
         });
         let g = Arc::new(Generation {
             own: AtomicU32::new(0),
@@ -156,6 +167,18 @@ impl Drop for Arena {
 /// stay where they are (the child then does not see a forced disconnect,
 /// as before this existed).
 extern "C" fn prepare() {
+    move_live();
+    let guard = live();
+    HELD.with(|h| *h.borrow_mut() = Some(guard));
+}
+
+/// After fork, in parent and child: lets go of what `prepare` held.
+extern "C" fn release() {
+    HELD.with(|h| drop(h.borrow_mut().take()));
+}
+
+/// Moves every word still in its import into one new arena.
+fn move_live() {
     let pending: Vec<Arc<Generation>> = live()
         .values()
         .filter_map(Weak::upgrade)
@@ -167,12 +190,17 @@ extern "C" fn prepare() {
     let Some(arena) = Arena::new(pending.len()) else {
         return;
     };
+    let mut moved = Vec::with_capacity(pending.len());
     for (i, g) in pending.iter().enumerate() {
         g.share(&arena, i);
+        moved.push(Arc::as_ptr(g) as usize);
     }
+    // Before the lock: dropping the last reference to one runs its
+    // `Drop`, which takes the lock.
+    drop(pending);
     let mut live = live();
-    for g in &pending {
-        live.remove(&(Arc::as_ptr(g) as usize));
+    for k in moved {
+        live.remove(&k);
     }
 }
 
@@ -185,7 +213,7 @@ mod tests {
         let g = Generation::new();
         g.bump();
         assert_eq!(g.get(), 1);
-        prepare();
+        move_live();
         let p = g.shared.load(Ordering::Acquire);
         assert!(!p.is_null(), "moved into an arena");
         assert_eq!(g.get(), 1, "with its value");
@@ -194,7 +222,7 @@ mod tests {
         let in_arena = unsafe { (*p).load(Ordering::Acquire) };
         assert_eq!(in_arena, 2, "bumps go to the arena");
         assert_eq!(g.own.load(Ordering::Acquire), 1, "not to the old word");
-        prepare(); // a second fork: nothing moves again
+        move_live(); // a second fork: nothing moves again
         assert_eq!(g.shared.load(Ordering::Acquire), p);
         assert!(!live().contains_key(&(Arc::as_ptr(&g) as usize)));
     }
