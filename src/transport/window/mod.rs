@@ -955,10 +955,28 @@ mod tests {
     }
 
     /// A directory of window files for one test (tests run in parallel).
-    fn scratch(test: &str) -> String {
+    /// A directory for a test's window files, removed when the test ends,
+    /// passed or failed (`ctests/faults.c` counts what is left in
+    /// /dev/shm).
+    struct Scratch(String);
+
+    impl std::ops::Deref for Scratch {
+        type Target = str;
+        fn deref(&self) -> &str {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(test: &str) -> Scratch {
         let dir = format!("/dev/shm/rsm-window-unit-{}-{test}", std::process::id());
         let _ = std::fs::create_dir_all(&dir);
-        dir
+        Scratch(dir)
     }
 
     #[test]
@@ -1101,7 +1119,6 @@ mod tests {
         assert_eq!(bytes[8], 8, "the program keeps its memory");
         y.destroy().unwrap();
         z.destroy().unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     const PERM: u32 = crate::core::permission::PERM_READ | crate::core::permission::PERM_WRITE;
@@ -1149,6 +1166,5 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(state(), layout::FREE);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
