@@ -279,6 +279,31 @@ impl Mapping {
     }
 }
 
+/// Maps `len` bytes of fresh zero-filled memory, read-write, where the
+/// kernel chooses. `flags`: `MAP_PRIVATE`, or `MAP_SHARED` (shared with
+/// forked children), with `MAP_NORESERVE` if wanted. The address, or the
+/// errno.
+pub(crate) fn map_anonymous(len: usize, flags: i32) -> Result<usize, i32> {
+    // SAFETY: a fresh anonymous mapping where the kernel chooses; nothing
+    // of ours is replaced.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::ENOMEM));
+    }
+    Ok(p as usize)
+}
+
 /// Maps `len` bytes of `fd` from `offset`, shared, with `prot`, at exactly
 /// `fixed` if given (RSM_MAP_FIXED, as with mmap(2)). The address, or the
 /// errno for the caller to translate ([`map_error`] for

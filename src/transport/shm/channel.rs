@@ -265,22 +265,10 @@ impl Channel {
     /// the forced disconnect rings its doorbell like any other's.
     pub fn dead() -> RsmResult<Channel> {
         let down = Bell::new()?;
-        // SAFETY: a fresh private anonymous mapping where the kernel chooses.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                PAGE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(RsmError::from_alloc_errno(last_errno()));
-        }
+        let addr = crate::transport::map_anonymous(PAGE, libc::MAP_PRIVATE)
+            .map_err(RsmError::from_alloc_errno)?;
         Ok(Channel {
-            addr: p as usize,
+            addr,
             down,
             up: None,
             poster: Poster::fresh(),

@@ -124,25 +124,13 @@ impl Arena {
     fn new(words: usize) -> Option<Arc<Arena>> {
         let page = crate::platform::page_size();
         let len = (words * std::mem::size_of::<AtomicU32>()).div_ceil(page) * page;
-        // SAFETY: a fresh shared anonymous mapping where the kernel
-        // chooses; zero-filled, so every word is a valid AtomicU32.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        (p != libc::MAP_FAILED).then(|| {
-            Arc::new(Arena {
-                base: p.cast(),
-                len,
-                words: len / std::mem::size_of::<AtomicU32>(),
-            })
-        })
+        // Zero-filled, so every word is a valid AtomicU32.
+        let p = crate::transport::map_anonymous(len, libc::MAP_SHARED).ok()?;
+        Some(Arc::new(Arena {
+            base: p as *mut AtomicU32,
+            len,
+            words: len / std::mem::size_of::<AtomicU32>(),
+        }))
     }
 
     fn word(&self, i: usize) -> &AtomicU32 {

@@ -235,20 +235,8 @@ fn copy_into(fd: &OwnedFd, vaddr: usize, len: usize) -> RsmResult<()> {
 /// Replaces the shared mapping at `[vaddr, vaddr + len)` with a private
 /// anonymous copy of its current contents (also the window transport's).
 pub(crate) fn privatize(vaddr: usize, len: usize) -> RsmResult<()> {
-    // SAFETY: a fresh anonymous mapping somewhere the kernel chooses.
-    let tmp = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if tmp == libc::MAP_FAILED {
-        return Err(RsmError::from_alloc_errno(errno()));
-    }
+    let tmp = crate::transport::map_anonymous(len, libc::MAP_PRIVATE)
+        .map_err(RsmError::from_alloc_errno)? as *mut libc::c_void;
     // SAFETY: both ranges are `len` bytes, mapped, and do not overlap.
     unsafe { std::ptr::copy_nonoverlapping(vaddr as *const u8, tmp.cast::<u8>(), len) };
     // SAFETY: moves our temporary mapping over the segment range atomically;
@@ -350,19 +338,7 @@ pub(crate) mod tests {
 
     /// A fresh private anonymous mapping of `len` bytes (never unmapped).
     pub(crate) fn anon(len: usize) -> usize {
-        // SAFETY: a fresh private anonymous mapping.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED);
-        p as usize
+        crate::transport::map_anonymous(len, libc::MAP_PRIVATE).unwrap()
     }
 
     #[test]
@@ -402,17 +378,7 @@ pub(crate) mod tests {
             libc::mprotect((base + 2 * page) as *mut _, page, libc::PROT_READ);
             libc::munmap((base + 3 * page) as *mut _, page);
         }
-        // SAFETY: a fresh shared anonymous page.
-        let shared = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                page,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        } as usize;
+        let shared = crate::transport::map_anonymous(page, libc::MAP_SHARED).unwrap();
         let file = std::fs::File::open("/proc/self/maps").unwrap();
         for (addr, len) in [
             (base, 2 * page),

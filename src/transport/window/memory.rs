@@ -64,24 +64,9 @@ pub fn map_segment(
 
 /// Anonymous memory standing in for a segment that went away.
 pub fn anonymous(len: usize) -> RsmResult<Mapping> {
-    // SAFETY: a fresh private mapping where the kernel chooses.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(RsmError::from_alloc_errno(errno()));
-    }
-    Ok(Mapping {
-        addr: p as usize,
-        len,
-    })
+    let addr = crate::transport::map_anonymous(len, libc::MAP_PRIVATE | libc::MAP_NORESERVE)
+        .map_err(RsmError::from_alloc_errno)?;
+    Ok(Mapping { addr, len })
 }
 
 /// A doorbell pipe of this process: the agent rings it when events it
