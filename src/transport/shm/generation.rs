@@ -13,7 +13,7 @@
 //! live again.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock, Weak};
 
 /// Every import's generation that lives in its import still, by address.
@@ -39,10 +39,9 @@ fn live() -> MutexGuard<'static, Live> {
 /// One import's generation.
 pub struct Generation {
     own: AtomicU32,
-    /// The word in an arena once the process forked; null until then.
-    shared: AtomicPtr<AtomicU32>,
-    /// Keeps `shared` mapped.
-    arena: OnceLock<Arc<Arena>>,
+    /// Its word in an arena once the process forked (the arena, the
+    /// word's index); `own` until then.
+    shared: OnceLock<(Arc<Arena>, usize)>,
     /// Orders a bump against the move into an arena (bumps are rare: one
     /// per forced disconnect). Reads take no lock.
     moving: parking_lot::Mutex<()>,
@@ -58,8 +57,7 @@ impl Generation {
         });
         let g = Arc::new(Generation {
             own: AtomicU32::new(0),
-            shared: AtomicPtr::new(std::ptr::null_mut()),
-            arena: OnceLock::new(),
+            shared: OnceLock::new(),
             moving: parking_lot::Mutex::new(()),
         });
         live().insert(Arc::as_ptr(&g) as usize, Arc::downgrade(&g));
@@ -67,13 +65,9 @@ impl Generation {
     }
 
     fn word(&self) -> &AtomicU32 {
-        let p = self.shared.load(Ordering::Acquire);
-        if p.is_null() {
-            &self.own
-        } else {
-            // SAFETY: a word of `self.arena`, which stays mapped as long
-            // as `self`.
-            unsafe { &*p }
+        match self.shared.get() {
+            Some((arena, i)) => arena.word(*i),
+            None => &self.own,
         }
     }
 
@@ -91,14 +85,13 @@ impl Generation {
     /// Moves the word to `arena`'s word `i`, with its value.
     fn share(&self, arena: &Arc<Arena>, i: usize) {
         let _m = self.moving.lock();
-        if !self.shared.load(Ordering::Acquire).is_null() {
+        if self.shared.get().is_some() {
             return;
         }
-        let w = arena.word(i);
-        w.store(self.own.load(Ordering::Acquire), Ordering::Release);
-        let _ = self.arena.set(Arc::clone(arena));
-        self.shared
-            .store(std::ptr::from_ref(w).cast_mut(), Ordering::Release);
+        arena
+            .word(i)
+            .store(self.own.load(Ordering::Acquire), Ordering::Release);
+        let _ = self.shared.set((Arc::clone(arena), i));
     }
 }
 
@@ -170,7 +163,7 @@ fn move_live() {
     let pending: Vec<Arc<Generation>> = live()
         .values()
         .filter_map(Weak::upgrade)
-        .filter(|g| g.shared.load(Ordering::Acquire).is_null())
+        .filter(|g| g.shared.get().is_none())
         .collect();
     if pending.is_empty() {
         return;
@@ -202,16 +195,18 @@ mod tests {
         g.bump();
         assert_eq!(g.get(), 1);
         move_live();
-        let p = g.shared.load(Ordering::Acquire);
-        assert!(!p.is_null(), "moved into an arena");
+        let (arena, i) = g.shared.get().expect("moved into an arena");
+        let p = std::ptr::from_ref(arena.word(*i));
         assert_eq!(g.get(), 1, "with its value");
         g.bump();
-        // SAFETY: the arena word `g` now uses, mapped while `g` lives.
-        let in_arena = unsafe { (*p).load(Ordering::Acquire) };
-        assert_eq!(in_arena, 2, "bumps go to the arena");
+        assert_eq!(
+            arena.word(*i).load(Ordering::Acquire),
+            2,
+            "bumps go to the arena"
+        );
         assert_eq!(g.own.load(Ordering::Acquire), 1, "not to the old word");
         move_live(); // a second fork: nothing moves again
-        assert_eq!(g.shared.load(Ordering::Acquire), p);
+        assert_eq!(std::ptr::from_ref(g.word()), p);
         assert!(!live().contains_key(&(Arc::as_ptr(&g) as usize)));
     }
 }
