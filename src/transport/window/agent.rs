@@ -335,7 +335,7 @@ impl Wake {
         }
         // The pipe is the parent's too: a forked child must not drain a
         // ring its parent's agent made for the parent.
-        if crate::transport::process::pid() != self.owner {
+        if !self.in_owner() {
             return;
         }
         // Drain first, then clear: while `rung` is set the agent does not
@@ -352,9 +352,15 @@ impl Wake {
         // A forked child's sleepers look at `ended` themselves; the pipe
         // is the parent's, whose agent ends it when the parent sees the
         // end.
-        if crate::transport::process::pid() == self.owner {
+        if self.in_owner() {
             self.bell.ring();
         }
+    }
+
+    /// Whether this is the process whose agent rings the pipe (not a
+    /// forked child using an inherited handle).
+    fn in_owner(&self) -> bool {
+        crate::transport::process::pid() == self.owner
     }
 
     /// Whether `end` was called.
@@ -365,7 +371,7 @@ impl Wake {
     /// Sleeps until the agent rings or `timeout_ms` passes, unless
     /// `pending()` says there is no need.
     pub fn sleep(&self, timeout_ms: i32, pending: impl Fn() -> bool) -> RsmResult<Woke> {
-        if crate::transport::process::pid() != self.owner {
+        if !self.in_owner() {
             return self.look_until(timeout_ms, pending);
         }
         self.sleepers.fetch_add(1, Ordering::SeqCst);

@@ -954,10 +954,9 @@ mod tests {
         }
     }
 
-    /// A directory of window files for one test (tests run in parallel).
-    /// A directory for a test's window files, removed when the test ends,
-    /// passed or failed (`ctests/faults.c` counts what is left in
-    /// /dev/shm).
+    /// A directory for one test's window files (tests run in parallel),
+    /// removed when the test ends, passed or failed (`ctests/faults.c`
+    /// counts what is left in /dev/shm).
     struct Scratch(String);
 
     impl std::ops::Deref for Scratch {
